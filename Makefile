@@ -1,0 +1,45 @@
+# Every target creates and reuses a local virtualenv, so a fresh machine needs nothing but Python 3.11+.
+#   make run     serve the bundled default model on http://127.0.0.1:8000   (venv: .venv-serve, no torch)
+#   make test    the whole test suite                                        (venv: .venv, cpu+train+dev)
+#   make lint    ruff + mypy
+PYTHON ?= python3
+VENV := .venv
+SERVE_VENV := .venv-serve
+PY := $(VENV)/bin/python
+SERVE_PY := $(SERVE_VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+BUNDLE ?= models/mnist
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint results bench bench-ci stress docker-check clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[cpu,train,dev]'
+	@touch $@
+
+$(SERVE_VENV)/.installed: pyproject.toml
+	@test -x $(SERVE_PY) || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_PY) -m pip install -q --upgrade pip
+	$(SERVE_PY) -m pip install -q -e '.[cpu]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+run: $(SERVE_VENV)/.installed
+	DAE_HOST=$(HOST) DAE_PORT=$(PORT) DAE_BUNDLE=$${DAE_BUNDLE:-$(BUNDLE)} $(SERVE_PY) -m service
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy training export service bench
+
+results: $(VENV)/.installed
+	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs
+
+clean:
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
