@@ -1,0 +1,318 @@
+"""The trainer: one loop for every variant, on CPU or GPU, single process or DistributedDataParallel.
+
+Commands::
+
+    python -m training fit --data mnist --data-dir ../shared/data/mnist --image-size 32 --epochs 3 --out runs/dae
+    python -m training fit --data synthetic --max-steps 200 --out runs/syn
+    python -m training fit --variant class-aware --data mnist --data-dir DIR --epochs 3 --out runs/ca
+    python -m training fit --variant intrinsic --data synthetic-lit --epochs 3 --out runs/intrinsic
+    torchrun --nproc_per_node=2 -m training fit --data synthetic --max-steps 50 --out runs/ddp   # gloo on CPU
+
+Outputs in ``RUN/``: ``last.pt`` (weights, optimiser, model and training config), ``metrics.jsonl`` (losses by
+step, test loss by epoch) and ``samples/epoch_NNN.png`` (input | texture | warped grid | reconstruction).
+Same seed on the same device gives the same losses (single process, ``num_workers=0``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from training import data as datasets
+from training.checkpoint import read_checkpoint, save_checkpoint
+from training.config import ModelConfig, WarpConstants
+from training.losses import LossWeights, dae_loss
+from training.model import Model, Output, build_model
+
+
+@dataclass
+class TrainConfig:
+    """Filled by the CLI (``python -m training fit --help`` documents every field and its default)."""
+
+    data: str = "mnist"
+    data_dir: str | None = None
+    image_size: int = 32
+    channels: int = 1
+    variant: str = "dae"
+    warp: str = "integral"
+    norm: str = "instance"
+    appearance_dim: int = 16
+    shape_dim: int = 128
+    shading_dim: int = 16
+    zdim: int = 128
+    ndf: int = 32
+    ngf: int = 32
+    increment_scale: float = WarpConstants.increment_scale
+    grid_offset: float = WarpConstants.offset
+    grid_clamp: float = WarpConstants.clamp
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 64
+    lr: float = 2e-4
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/dae"
+    resume: bool = False
+    limit: int | None = None
+    test_limit: int | None = 2000
+    recon: str = "l1"
+    smooth_weight: float = LossWeights.smooth
+    bias_weight: float = LossWeights.bias
+    shading_weight: float = LossWeights.shading_smooth
+    class_weight: float = LossWeights.classification
+    log_every: int = 20
+    progress: bool = True
+    command: str = ""
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(reconstruction=self.recon, smooth=self.smooth_weight, bias=self.bias_weight,  # type: ignore[arg-type]
+                           shading_smooth=self.shading_weight, classification=self.class_weight)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_name: str) -> _Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; gloo on CPU, nccl on GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local)
+
+
+def model_config_for(cfg: TrainConfig, train_set: Dataset) -> ModelConfig:
+    k = datasets.dataset_num_classes(train_set) if cfg.variant == "class-aware" else 10
+    names = tuple(datasets.class_names(train_set)) if cfg.variant == "class-aware" else ()
+    return ModelConfig(
+        variant=cfg.variant, image_size=cfg.image_size, channels=cfg.channels,  # type: ignore[arg-type]
+        appearance_dim=cfg.appearance_dim, shape_dim=cfg.shape_dim, shading_dim=cfg.shading_dim,
+        num_classes=k, zdim=cfg.zdim, ndf=cfg.ndf, ngf=cfg.ngf, norm=cfg.norm, warp=cfg.warp,  # type: ignore[arg-type]
+        warp_constants=WarpConstants(cfg.increment_scale, cfg.grid_offset, cfg.grid_clamp), class_names=names,
+    )
+
+
+def forward_batch(model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
+                  weights: LossWeights, variant: str) -> tuple[torch.Tensor, dict[str, float], Output]:
+    x = batch["image"].to(device, non_blocking=True)
+    labels = batch["label"].to(device) if variant == "class-aware" else None
+    if labels is not None and bool((labels < 0).any()):
+        raise ValueError("the class-aware DAE needs labelled data (a folder dataset needs class subfolders)")
+    out: Output = model(x, labels=labels)
+    loss, terms = dae_loss(out, x, weights, labels=labels)
+    return loss, terms, out
+
+
+@torch.no_grad()
+def test_loss(model: Model, loader: DataLoader, device: torch.device, weights: LossWeights,
+              variant: str) -> dict[str, float]:
+    """Mean of each loss term over the test loader. Class-aware models decode with *predicted* classes here,
+    as at inference; the classification term still uses the labels."""
+    model.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for batch in loader:
+        x = batch["image"].to(device)
+        out = model(x)
+        labels = batch["label"].to(device) if variant == "class-aware" else None
+        _, terms = dae_loss(out, x, weights, labels=labels)
+        terms["mse"] = float(torch.mean((out.reconstruction - x) ** 2))
+        if out.latents.class_logits is not None and labels is not None:
+            terms["accuracy"] = float((out.latents.class_logits.argmax(1) == labels).float().mean())
+        b = x.shape[0]
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v * b
+        n += b
+    model.train()
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def _save_samples(model: Model, fixed: torch.Tensor, path: Path) -> None:
+    from training.figures import save_sample_sheet  # matplotlib is imported only when pictures are drawn
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(fixed)
+    save_sample_sheet(fixed.cpu(), out, path)
+    model.train(was_training)
+
+
+def fit(cfg: TrainConfig) -> Path:
+    """Train, writing RUN/last.pt, RUN/metrics.jsonl and RUN/samples/*.png; returns the run directory."""
+    dist_info = _init_distributed(cfg.device)
+    device = pick_device(cfg.device)
+    if dist_info.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", dist_info.local_rank)
+    seed_everything(cfg.seed)
+    run = Path(cfg.out)
+    if dist_info.main:
+        (run / "samples").mkdir(parents=True, exist_ok=True)
+
+    common = {"image_size": cfg.image_size, "channels": cfg.channels, "data_dir": cfg.data_dir, "seed": cfg.seed}
+    train_set = datasets.build_dataset(cfg.data, split="train", limit=cfg.limit, **common)  # type: ignore[arg-type]
+    test_set = datasets.build_dataset(cfg.data, split="test", limit=cfg.test_limit, **common)  # type: ignore[arg-type]
+    if len(train_set) == 0:  # type: ignore[arg-type]
+        raise ValueError(f"the {cfg.data} training split is empty")
+
+    mcfg = model_config_for(cfg, train_set)
+    model = build_model(mcfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    step, start_epoch = 0, 0
+    if cfg.resume and (run / "last.pt").is_file():
+        state = read_checkpoint(run / "last.pt", map_location=device)
+        if ModelConfig.from_dict(state["model_config"]) != mcfg:
+            raise ValueError(f"--resume: {run / 'last.pt'} was trained with a different model config")
+        model.load_state_dict(state["model"])
+        if state.get("optimizer"):
+            optimizer.load_state_dict(state["optimizer"])
+        step, start_epoch = int(state["step"]), int(state["epoch"])
+    net: nn.Module = model
+    if dist_info.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    sampler: DistributedSampler | None = None
+    if dist_info.world > 1:
+        sampler = DistributedSampler(train_set, num_replicas=dist_info.world, rank=dist_info.rank,
+                                     shuffle=True, seed=cfg.seed, drop_last=True)
+    steps_per_epoch = len(train_set) // (cfg.batch_size * dist_info.world)  # type: ignore[arg-type]
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch size {cfg.batch_size} × {dist_info.world} process(es) exceeds the "
+                         f"{len(train_set)} training images")  # type: ignore[arg-type]
+    epochs = cfg.epochs if cfg.max_steps is None else math.ceil(cfg.max_steps / steps_per_epoch)
+    total_steps = cfg.max_steps if cfg.max_steps is not None else epochs * steps_per_epoch
+    test_loader = DataLoader(test_set, batch_size=256, shuffle=False)
+    fixed = torch.stack([test_set[i]["image"] for i in range(min(8, len(test_set)))]).to(device)  # type: ignore[arg-type]
+    weights = cfg.loss_weights()
+    train_record = asdict(cfg)
+    metrics_path = run / "metrics.jsonl"
+    log = metrics_path.open("a" if cfg.resume else "w") if dist_info.main else None
+    bar = tqdm(total=total_steps, initial=step, disable=not (cfg.progress and dist_info.main),
+               unit="step", dynamic_ncols=True, mininterval=1.0)
+    model.train()
+    try:
+        for epoch in range(start_epoch, epochs):
+            if step >= total_steps:
+                break
+            generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order on every resume
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                                shuffle=sampler is None, generator=generator if sampler is None else None,
+                                drop_last=True)
+            t0, seen = time.perf_counter(), 0
+            for batch in loader:
+                if step >= total_steps:
+                    break
+                loss, terms, _ = forward_batch(net, batch, device, weights, cfg.variant)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                seen += batch["image"].shape[0] * dist_info.world
+                ips = seen / max(time.perf_counter() - t0, 1e-9)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{terms['total']:.4f}", img_s=f"{ips:.0f}")
+                if log is not None and (step % cfg.log_every == 0 or step == 1 or step == total_steps):
+                    log.write(json.dumps({"step": step, "epoch": epoch + 1, "img_per_s": round(ips, 1),
+                                          **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
+                    log.flush()
+            if dist_info.main and log is not None:
+                test = test_loss(model, test_loader, device, weights, cfg.variant)
+                log.write(json.dumps({"epoch": epoch + 1, "step": step, "test": test}) + "\n")
+                log.flush()
+                bar.write(f"epoch {epoch + 1}: test " + " ".join(f"{k}={v:.4f}" for k, v in test.items()))
+                _save_samples(model, fixed, run / "samples" / f"epoch_{epoch + 1:03d}.png")
+                save_checkpoint(run / "last.pt", model, mcfg, train_config=train_record, optimizer=optimizer,
+                                step=step, epoch=epoch + 1, metrics={f"test_{k}": v for k, v in test.items()})
+            if dist_info.world > 1:
+                dist.barrier()
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+        if dist_info.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return run
+
+
+def measure_throughput(image_size: int, *, batch_size: int = 64, steps: int = 20, variant: str = "dae",
+                       device: str = "cpu", warmup: int = 3) -> float:
+    """Training images/s of full optimiser steps on random images (no data loading), after a warm-up."""
+    seed_everything(0)
+    dev = pick_device(device)
+    model = build_model(ModelConfig(variant=variant, image_size=image_size)).to(dev)  # type: ignore[arg-type]
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    x = torch.rand(batch_size, 1, image_size, image_size, device=dev)
+    labels = torch.randint(0, 10, (batch_size,), device=dev) if variant == "class-aware" else None
+
+    def one() -> None:
+        loss, _ = dae_loss(model(x, labels=labels), x, labels=labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        one()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return batch_size * steps / (time.perf_counter() - t0)
+
+
+def summary(run: Path) -> dict[str, Any]:
+    """The last test record of a run (for reports)."""
+    last: dict[str, Any] = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "test" in rec:
+            last = rec
+    return last
+
+
+__all__ = ["TrainConfig", "fit", "measure_throughput", "pick_device", "summary"]
