@@ -1,0 +1,94 @@
+"""Service settings: one pydantic-settings class, every knob an environment variable with the ``DAE_`` prefix.
+
+    DAE_BUNDLE=models/mnist DAE_PORT=8000 python -m service
+
+Every field below is documented (with its default) in docs/service.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The default bundle lives in the repository next to the package, not relative to the caller's CWD.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BUNDLE = REPO_ROOT / "models" / "mnist"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+# Pillow warns above 89 M pixels and refuses above twice that; our own limit must sit below its warning.
+PILLOW_WARN_PIXELS = 89_478_485
+
+
+class Settings(BaseSettings):
+    """All settings of the inference service (env prefix ``DAE_``; e.g. ``DAE_MAX_BATCH=64``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DAE_", extra="ignore", frozen=True)
+
+    # -- server ---------------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    bundle: Path = DEFAULT_BUNDLE
+    model_name: str | None = None  # served name; default: the manifest's name
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True  # one JSON object per log line (False: plain text for a terminal)
+    cors_origins: str = ""  # comma-separated origins allowed by CORS; empty disables CORS
+    auth_token: SecretStr | None = None  # when set, product endpoints need "Authorization: Bearer <token>"
+    drain_timeout_s: float = Field(20.0, gt=0)  # SIGTERM: how long accepted requests may take to finish
+    shutdown_delay_s: float = Field(0.0, ge=0)  # SIGTERM: keep serving (ready=503) this long before closing
+
+    # -- runtime --------------------------------------------------------------------------------------------
+    providers: str = f"{CUDA},{CPU}"  # priority order, filtered by what onnxruntime offers
+    require_cuda: bool = False  # refuse to start unless CUDA is really active for every graph
+    intra_op_threads: int = Field(0, ge=0)  # 0: one per CPU core
+    warmup: bool = True  # run every graph before reporting ready
+
+    # -- batching and overload ------------------------------------------------------------------------------
+    max_batch: int = Field(32, ge=1, le=4096)  # images (or latent rows) per model call
+    max_wait_ms: float = Field(2.0, ge=0)  # how long the first queued item waits for company
+    queue_size: int = Field(256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
+    deadline_s: float = Field(10.0, gt=0)  # per request, from arrival; beyond it: 504
+    workers: int = Field(2, ge=1, le=64)  # threads that run inference (one batch each at a time)
+
+    # -- input limits ---------------------------------------------------------------------------------------
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # whole request body; beyond it: 413
+    max_pixels: int = Field(16_777_216, ge=1, le=PILLOW_WARN_PIXELS)  # per decoded image (w*h); 413
+    max_images_per_request: int = Field(64, ge=1)  # images in one request; 413
+    max_steps: int = Field(64, ge=2)  # interpolation frames; 422
+    code_dtype: Literal["float32", "float16"] = "float32"  # precision of latent codes (float32 is exact)
+    viz_scale: int = Field(4, ge=1, le=16)  # integer upscaling of pictures (PNG strips, grids, flow colours)
+
+    @field_validator("bundle")
+    @classmethod
+    def _absolute_bundle(cls, v: Path) -> Path:
+        # A relative DAE_BUNDLE means the CWD when it exists there, else the repository root (like the default),
+        # so `make run` and `python -m service` from anywhere find models/mnist.
+        if v.is_absolute() or v.exists():
+            return v.resolve()
+        return REPO_ROOT / v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.max_images_per_request > self.queue_size:
+            raise ValueError(
+                f"max_images_per_request ({self.max_images_per_request}) exceeds queue_size ({self.queue_size}): "
+                "such a request could never be admitted"
+            )
+        if not self.provider_list:
+            raise ValueError("providers is empty")
+        return self
+
+    @property
+    def provider_list(self) -> list[str]:
+        return [p.strip() for p in self.providers.split(",") if p.strip()]
+
+    @property
+    def cors_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def threads(self) -> int:
+        return self.intra_op_threads or (os.cpu_count() or 1)

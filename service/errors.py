@@ -1,0 +1,153 @@
+"""One exception tree, one JSON error shape: ``{"error": {"code", "message", "request_id"}}``.
+
+    ServiceError (500 internal_error: only real bugs end here)
+    ├── BadRequest             400  image_undecodable, image_truncated, body_empty, multipart_invalid,
+    │                               code_malformed, code_checksum, code_version, class_unknown, ...
+    ├── Unauthorized           401  auth_required, auth_invalid
+    ├── NotFound               404  not_found, model_not_found
+    ├── MethodNotAllowed       405  method_not_allowed
+    ├── PayloadTooLarge        413  body_too_large, image_too_large, too_many_images
+    ├── UnsupportedMediaType   415  unsupported_media_type, unsupported_image_format, unsupported_image_mode
+    ├── Unprocessable          422  validation_error, code_foreign_model, latent_wrong_length,
+    │                               latent_not_finite, steps_out_of_range, output_unavailable, ...
+    ├── QueueFull              429  queue_full (with Retry-After)
+    ├── NotReady               503  not_ready, draining
+    └── DeadlineExceeded       504  deadline_exceeded
+
+``install_handlers`` maps this tree, FastAPI's validation errors and Starlette's 404/405 onto the one shape;
+the stable ``code`` is what clients switch on, the message is for people.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("service.errors")
+
+
+class ServiceError(Exception):
+    status = 500
+    default_code = "internal_error"
+
+    def __init__(self, message: str, code: str | None = None, *, headers: dict[str, str] | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.headers = headers or {}
+        self.details = details
+
+
+class BadRequest(ServiceError):
+    status, default_code = 400, "bad_request"
+
+
+class Unauthorized(ServiceError):
+    status, default_code = 401, "auth_required"
+
+
+class NotFound(ServiceError):
+    status, default_code = 404, "not_found"
+
+
+class MethodNotAllowed(ServiceError):
+    status, default_code = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(ServiceError):
+    status, default_code = 413, "body_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, default_code = 415, "unsupported_media_type"
+
+
+class Unprocessable(ServiceError):
+    status, default_code = 422, "validation_error"
+
+
+class QueueFull(ServiceError):
+    status, default_code = 429, "queue_full"
+
+
+class NotReady(ServiceError):
+    status, default_code = 503, "not_ready"
+
+
+class DeadlineExceeded(ServiceError):
+    status, default_code = 504, "deadline_exceeded"
+
+
+_BY_STATUS: dict[int, type[ServiceError]] = {
+    c.status: c for c in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge,
+                          UnsupportedMediaType, Unprocessable, QueueFull, NotReady, DeadlineExceeded)
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or request.headers.get("x-request-id", ""))
+
+
+def error_body(code: str, message: str, request_id: str, details: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    if details is not None:
+        err["details"] = details
+    return {"error": err}
+
+
+def error_response(exc: ServiceError, request_id: str) -> JSONResponse:
+    headers = {"X-Request-ID": request_id, **exc.headers} if request_id else dict(exc.headers)
+    return JSONResponse(error_body(exc.code, exc.message, request_id, exc.details), status_code=exc.status,
+                        headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Keep location and message; drop "input" (it can echo a multi-megabyte body back to the caller).
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()]
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the one shape."""
+
+    async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        if exc.status >= 500 and exc.status not in (503, 504):
+            log.error("internal error", extra={"request_id": request_id_of(request)}, exc_info=exc)
+        return error_response(exc, request_id_of(request))
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = _validation_details(exc)
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        err = Unprocessable(f"invalid request: {where}: {first['msg']}", "validation_error", details=details)
+        return error_response(err, request_id_of(request))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _BY_STATUS.get(exc.status_code, ServiceError)
+        message = str(exc.detail) if exc.detail else cls.default_code.replace("_", " ")
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        err = cls(message, headers=dict(exc.headers or {}))
+        err.status = exc.status_code
+        return error_response(err, request_id_of(request))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"request_id": request_id_of(request)}, exc_info=exc)
+        return error_response(ServiceError("internal error (a bug: please report the request id)"),
+                              request_id_of(request))
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
