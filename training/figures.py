@@ -1,14 +1,18 @@
 """Pictures of what a model learned: PNGs drawn by matplotlib's Agg renderer (no display, no pyplot state).
 
-Every function takes tensors the caller already computed (``model(x)`` outputs, or the panels built by
-:mod:`training.evaluate`) and writes one PNG, so the trainer and the results script decide what to draw
-and the figures never run a model. Images are ``(C, N, N)`` in [0, 1]; C is 1 (grey) or 3 (RGB).
+Two layers: *panels* run a model (eval mode, no grad, class-aware models decode with their predicted class
+probabilities) and return the tensors to show; *savers* draw tensors and write one PNG. Images are
+``(C, N, N)`` in [0, 1]; C is 1 (grey) or 3 (RGB).
 
+Savers:
 - :func:`save_sample_sheet`: input | texture [| albedo | shading] | deformation | reconstruction, one row
   per image (the trainer writes one per epoch to ``RUN/samples/``).
 - :func:`save_image_grid`: labelled rows of images (per-class templates, interpolation and lighting strips).
 - :func:`save_alignment_figure`: the lecture's hands-example layout: inputs, reconstructions, textures
   warped by the mean deformation, and the mean input next to the mean texture.
+
+Panels: :func:`class_means` (per-class mean input and mean texture), :func:`interpolation_strip`
+(one factor from A to B, the others held at A), :func:`alignment_panel`, :func:`intrinsic_rows`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from training.model import Output
+from training import warp as warp_ops
+from training.evaluate import class_code, forward
+from training.model import Latents, Model, Output
 
 CELL_INCHES = 0.9  # one image cell; 32x32 digits stay legible at dpi 100
 GRID_LINES = 9  # lattice lines per direction drawn for a deformation field
@@ -179,3 +185,73 @@ def save_alignment_figure(panel: dict[str, Tensor], path: Path, *, title: str = 
     ]
     save_image_grid(rows, path, title=title)
 
+
+
+# -- panels: run the model, return what to draw -----------------------------------------------------
+@torch.no_grad()
+def class_means(model: Model, images: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Per-class mean input and mean texture, each ``(K, C, N, N)``; a class with no image stays black."""
+    model.eval()
+    out = forward(model, images)
+    shape = (num_classes, *images.shape[1:])
+    mean_in, mean_tex = torch.zeros(shape), torch.zeros(shape)
+    for c in range(num_classes):
+        sel = labels == c
+        if bool(sel.any()):
+            mean_in[c] = images[sel].mean(0).cpu()
+            mean_tex[c] = out.texture[sel].mean(0).cpu()
+    return mean_in, mean_tex
+
+
+@torch.no_grad()
+def interpolation_strip(model: Model, a: Tensor, b: Tensor, factor: str, steps: int = 8) -> Tensor:
+    """Decode A with one latent factor moved linearly from A's to B's: ``(steps, C, N, N)``.
+
+    ``factor`` is "shape", "appearance" or "shading" (intrinsic). Every other latent, and a class-aware
+    model's class code, stays A's, so the strip shows what that factor alone controls.
+    """
+    if factor not in ("shape", "appearance", "shading"):
+        raise ValueError(f"factor must be 'shape', 'appearance' or 'shading', got {factor!r}")
+    if steps < 2:
+        raise ValueError("an interpolation needs at least 2 steps")
+    model.eval()
+    la, lb = model.encode(a[None]), model.encode(b[None])
+    za, zb = getattr(la, factor), getattr(lb, factor)
+    if za is None or za.shape[1] == 0:
+        raise ValueError(f"this {model.cfg.variant} model has no {factor} latent")
+    code = class_code(model, la)
+    t = torch.linspace(0.0, 1.0, steps, device=za.device)[:, None]
+    fields = {"shape": la.shape, "appearance": la.appearance, "shading": la.shading,
+              "class_logits": la.class_logits}
+    fields = {k: None if v is None else v.expand(steps, -1) for k, v in fields.items()}
+    fields[factor] = (1 - t) * za + t * zb
+    lat = Latents(**fields)  # type: ignore[arg-type]  # shape/appearance are never None here
+    return model.decode(lat, None if code is None else code.expand(steps, -1)).reconstruction.cpu()
+
+
+@torch.no_grad()
+def alignment_panel(model: Model, images: Tensor) -> dict[str, Tensor]:
+    """Inputs, reconstructions, textures warped by the batch-mean sampling grid, and the three means."""
+    model.eval()
+    out = forward(model, images)
+    if out.grid is None:
+        raise ValueError("the alignment figure needs a model with a warp")
+    mean_grid = out.grid.mean(0, keepdim=True).expand_as(out.grid)
+    aligned = warp_ops.warp(out.texture, mean_grid)
+    return {
+        "inputs": images.cpu(), "reconstructions": out.reconstruction.cpu(), "aligned": aligned.cpu(),
+        "mean_input": images.mean(0).cpu(), "mean_texture": out.texture.mean(0).cpu(),
+        "mean_aligned": aligned.mean(0).cpu(),
+    }
+
+
+@torch.no_grad()
+def intrinsic_rows(model: Model, images: Tensor) -> list[tuple[str, Tensor]]:
+    """Rows input / albedo / shading / reconstruction for :func:`save_image_grid` (intrinsic models)."""
+    model.eval()
+    out = forward(model, images)
+    if out.albedo is None or out.shading is None:
+        raise ValueError("intrinsic_rows needs an intrinsic model (albedo × shading)")
+    shading = out.shading if images.shape[1] == 1 else out.shading.expand(-1, images.shape[1], -1, -1)
+    return [("input", images.cpu()), ("albedo", out.albedo.cpu()), ("shading", shading.cpu()),
+            ("reconstruction", out.reconstruction.cpu())]
