@@ -1,0 +1,1 @@
+"""Deployment checks (docker/, docker-compose.yml, deploy/): run by `make docker-check`."""
