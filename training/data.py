@@ -13,8 +13,9 @@ Build one by name::
     ds = build_dataset("synthetic", split="test", limit=500, seed=1)
 
 Preprocessing (:func:`preprocess_pil`, documented for the bundle in ``service.manifest.Preprocessing``) is, in
-this order: composite any alpha onto black, ``convert`` to ``"L"`` or ``"RGB"``, ``resize((N, N),
-BILINEAR)``, then uint8 ``/ 255`` to float32. MNIST is preprocessed once at construction and held as uint8.
+this order: bring the mode to L/RGB (16-bit grey / 257, palette and CMYK expanded), composite any alpha onto
+black, ``convert`` to ``"L"`` or ``"RGB"``, ``resize((N, N), BILINEAR)``, then uint8 ``/ 255`` to float32 —
+the steps of service/imaging.py. MNIST is preprocessed once at construction and held as uint8.
 """
 
 from __future__ import annotations
@@ -53,21 +54,44 @@ DEFAULT_MNIST_DIR = "data/mnist"  # where `python -m training fetch-mnist --dest
 TEST_FRACTION_PERCENT = 10  # folder datasets: about this share of files (by a hash of their path) is "test"
 
 
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_TO_RGB = ("1", "CMYK", "YCbCr")
+_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def _normalise_mode(img: Image.Image) -> Image.Image:
+    """Any supported mode -> L or RGB, alpha composited on black: the same steps as service/imaging.py."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT:  # 16-bit grey: scale to 8 bits (Pillow's own convert would clip at 255)
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8), "L")
+    elif mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in _TO_RGB:
+        img = img.convert("RGB" if mode != "1" else "L")
+    elif mode not in ("L", "RGB", *_ALPHA):
+        raise DataError(f"image mode {mode} is not supported (use 8/16-bit grey, RGB, RGBA, palette, CMYK)")
+    if img.mode in _ALPHA:
+        # Composite on black (not just drop alpha): transparent pixels carry arbitrary colour values.
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+    return img
+
+
 def preprocess_pil(img: Image.Image, image_size: int, channels: int) -> np.ndarray:
-    """A decoded Pillow image -> uint8 ``(C, N, N)``: alpha onto black, convert, bilinear resize."""
+    """A decoded Pillow image -> uint8 ``(C, N, N)``: normalise mode (alpha onto black), convert, resize.
+
+    The service's ``service.imaging.decode_image`` does exactly this and then ``/ 255``; a test checks
+    that both give the same array for the same file.
+    """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
     if image_size < 1:
         raise DataError(f"image_size must be positive, got {image_size}")
-    mode = "L" if channels == 1 else "RGB"
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-        # Composite on black (not just drop alpha): transparent pixels carry arbitrary colour values.
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    img = img.convert(mode)
+    img = _normalise_mode(img).convert("L" if channels == 1 else "RGB")
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a copy: writable, so torch.from_numpy accepts it
     return arr[None] if channels == 1 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
@@ -125,7 +149,11 @@ def _open(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
-            img.load()
+            try:
+                img.load()
+            except BaseException:
+                img.close()  # a failed load leaves the file open; close it rather than leak it
+                raise
         return img
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"cannot decode image {path}: {e}") from e
