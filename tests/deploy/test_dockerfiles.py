@@ -53,8 +53,9 @@ def test_service_image_variants(args: dict[str, str], base: str, extra: str, req
     assert final.env["DAE_REQUIRE_CUDA"] == require_cuda
     build = next(s for s in stages if s.name == "build")
     assert any('"${ORT_EXTRA}"' in i.args for i in build.instructions if i.keyword == "RUN")
-    proc = subprocess.run([sys.executable, str(REPO / "docker" / "requirements.py"), str(REPO / "pyproject.toml"),
-                           extra], capture_output=True, text=True, timeout=30, check=True)
+    script = REPO / "docker" / "requirements.py"
+    proc = subprocess.run([sys.executable, str(script), str(REPO / "pyproject.toml"), extra],
+                          capture_output=True, text=True, timeout=30, check=True)
     reqs = proc.stdout.split()
     assert any(r.startswith("onnxruntime-gpu" if extra == "gpu" else "onnxruntime>") for r in reqs)
     assert not any(r.startswith("torch") for r in reqs)
@@ -87,7 +88,7 @@ def test_dependencies_are_installed_before_the_code_is_copied(path: Path) -> Non
                 ("service", "training", "export")]
         deps = [n for n, i in enumerate(kinds) if i.keyword == "RUN" and "requirements.txt" in i.args]
         if code:
-            assert deps and max(deps) < min(code), f"{path.name}/{stage.name}: code copied before dependencies"
+            assert deps and max(deps) < min(code), f"{path.name}/{stage.name}: code before dependencies"
 
 
 def test_service_image_never_gets_torch() -> None:
@@ -109,7 +110,7 @@ def test_service_healthcheck_probes_readiness() -> None:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerignore_admits_everything_copied(path: Path) -> None:
-    """BuildKit reads <Dockerfile>.dockerignore; an allow-list that forgot a COPY source would break the build."""
+    """BuildKit reads <Dockerfile>.dockerignore; an allow-list missing a COPY source breaks the build."""
     ignore = path.with_name(path.name + ".dockerignore")
     patterns = [ln.strip() for ln in ignore.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
