@@ -11,6 +11,7 @@ import io
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +31,11 @@ from training.data import (
 from training.mnist import MNIST_FILES, fetch_mnist, load_mnist, read_idx
 
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # the well-known t10k label histogram
+
+
+def _len(ds: Any) -> int:
+    """``len`` of a dataset: ``build_dataset`` is typed as ``Dataset``, which declares no ``__len__``."""
+    return len(ds)
 
 
 def _raw_copy(mnist_dir: Path, dest: Path, names: list[str]) -> Path:
@@ -52,7 +58,8 @@ def test_read_idx_gz_and_raw_agree(mnist_dir: Path, tmp_path: Path) -> None:
     assert labels.shape == (10000,) and np.bincount(labels).tolist() == TEST_COUNTS
     raw = _raw_copy(mnist_dir, tmp_path, TEST_NAMES)
     assert np.array_equal(read_idx(raw / "t10k-images-idx3-ubyte"), images)
-    assert hashlib.md5((raw / "t10k-labels-idx1-ubyte").read_bytes()).hexdigest() == MNIST_FILES[TEST_NAMES[1]]
+    raw_md5 = hashlib.md5((raw / "t10k-labels-idx1-ubyte").read_bytes()).hexdigest()
+    assert raw_md5 == MNIST_FILES[TEST_NAMES[1]]
 
 
 def test_load_mnist_both_splits(mnist_dir: Path) -> None:
@@ -75,7 +82,7 @@ def test_missing_file_says_which_and_how_to_fetch(mnist_dir: Path, tmp_path: Pat
     _raw_copy(mnist_dir, tmp_path, TEST_NAMES[:1])  # images only
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.*missing.*fetch-mnist --dest"):
         load_mnist(tmp_path, "test")
-    with pytest.raises(DataError, match="does not exist.*fetch-mnist"):
+    with pytest.raises(DataError, match=r"does not exist.*fetch-mnist"):
         load_mnist(tmp_path / "nowhere", "test")
     with pytest.raises(DataError, match="'train' or 'test'"):
         load_mnist(mnist_dir, "val")  # type: ignore[arg-type]
@@ -120,7 +127,7 @@ def test_not_idx_and_fake_gz(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not an IDX file"):
         read_idx(tmp_path / "a")
     (tmp_path / "b.gz").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")
-    with pytest.raises(DataError, match="named .gz but is not gzip"):
+    with pytest.raises(DataError, match=r"named \.gz but is not gzip"):
         read_idx(tmp_path / "b.gz")
     (tmp_path / "c").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07\x07")
     with pytest.raises(DataError, match="1 bytes after dims"):
@@ -150,8 +157,8 @@ def test_fetch_mnist_for_real(mnist_dir: Path, tmp_path: Path, capsys: pytest.Ca
     assert "t10k-labels-idx1-ubyte.gz: present and valid" in out
     assert "t10k-images-idx3-ubyte.gz: written" in out
     for split in ("train", "test"):
-        x, y = load_mnist(dest, split)  # type: ignore[arg-type]
-        assert np.array_equal(x, load_mnist(mnist_dir, split)[0])  # type: ignore[arg-type]
+        x, _ = load_mnist(dest, split)
+        assert np.array_equal(x, load_mnist(mnist_dir, split)[0])
     assert sorted(p.name for p in dest.iterdir()) == sorted(f"{n}.gz" for n in MNIST_FILES)
     fetch_mnist(dest, progress=False)  # everything valid now: nothing fetched, nothing printed
     assert capsys.readouterr().out == ""
@@ -163,15 +170,16 @@ def test_fetch_mnist_for_real(mnist_dir: Path, tmp_path: Path, capsys: pytest.Ca
 def test_mnist_dataset(mnist_dir: Path) -> None:
     ds = build_dataset("mnist", split="test", image_size=32, data_dir=mnist_dir)
     raw, labels = load_mnist(mnist_dir, "test")
-    assert len(ds) == 10000 and dataset_num_classes(ds) == 10 and class_names(ds)[:3] == ["0", "1", "2"]
+    assert _len(ds) == 10000 and dataset_num_classes(ds) == 10 and class_names(ds)[:3] == ["0", "1", "2"]
     item = ds[7]
     assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
-    assert item["label"].dtype == torch.int64 and item["label"].shape == () and int(item["label"]) == labels[7]
+    assert item["label"].dtype == torch.int64 and item["label"].shape == ()
+    assert int(item["label"]) == labels[7]
     ref = preprocess_pil(Image.fromarray(raw[7]), 32, 1).astype(np.float32) / 255
     assert torch.equal(item["image"], torch.from_numpy(ref))
-    assert 0.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
+    assert float(item["image"].min()) >= 0.0 and float(item["image"].max()) <= 1.0
     rgb = build_dataset("mnist", split="test", image_size=64, channels=3, data_dir=mnist_dir, limit=20)
-    assert len(rgb) == 20
+    assert _len(rgb) == 20
     for i in (0, 19):  # the grey-resize-then-repeat shortcut equals the service's RGB path
         full = preprocess_pil(Image.fromarray(raw[i]), 64, 3).astype(np.float32) / 255
         assert torch.equal(rgb[i]["image"], torch.from_numpy(full))
@@ -180,9 +188,9 @@ def test_mnist_dataset(mnist_dir: Path) -> None:
 
 def test_mnist_default_dir_from_env(mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
-    assert len(build_dataset("mnist", split="test", limit=5)) == 5
+    assert _len(build_dataset("mnist", split="test", limit=5)) == 5
     monkeypatch.setenv("MNIST_DIR", str(tmp_path))
-    with pytest.raises(DataError, match="missing.*fetch-mnist"):
+    with pytest.raises(DataError, match=r"missing.*fetch-mnist"):
         build_dataset("mnist", split="test")
 
 
@@ -216,7 +224,8 @@ def test_folder_classes_sizes_modes_and_service_parity(tmp_path: Path) -> None:
             written[rel] = _write(tmp_path / rel, img, fmt)
     (tmp_path / "cats" / "notes.txt").write_text("not an image")
     everything = ImageFolderDataset(tmp_path, "all")
-    train, test = build_dataset("folder", data_dir=tmp_path), build_dataset("folder", split="test", data_dir=tmp_path)
+    train, test = ImageFolderDataset(tmp_path), ImageFolderDataset(tmp_path, "test")
+    assert _len(build_dataset("folder", data_dir=tmp_path)) == len(train)
     assert len(everything) == len(written) == 30 and len(train) + len(test) == 30 and len(test) > 0
     assert {p.relative_to(tmp_path).as_posix() for p in [*train.files, *test.files]} == set(written)
     assert not set(train.files) & set(test.files)
@@ -248,10 +257,10 @@ def test_folder_alpha_on_black_and_unlabelled(tmp_path: Path) -> None:
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         build_dataset("folder", data_dir=tmp_path / "missing")
-    with pytest.raises(DataError, match="no .png/.jpg/.jpeg files"):
+    with pytest.raises(DataError, match=r"no \.png/\.jpg/\.jpeg files"):
         build_dataset("folder", data_dir=tmp_path)
     (tmp_path / "readme.txt").write_text("hi")
-    with pytest.raises(DataError, match="no .png"):
+    with pytest.raises(DataError, match=r"no \.png"):
         build_dataset("folder", data_dir=tmp_path, split="test")
     with pytest.raises(DataError, match="needs data_dir"):
         build_dataset("folder")
@@ -261,14 +270,14 @@ def test_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     with pytest.raises(DataError, match=r"cannot decode image .*broken\.png"):
         ImageFolderDataset(tmp_path, "all")
-    data = _write(tmp_path / "a" / "broken.png", Image.fromarray(np.arange(4096, dtype=np.uint8).reshape(64, 64)),
-                  "PNG")
+    ramp = Image.fromarray(np.arange(4096).astype(np.uint8).reshape(64, 64))
+    data = _write(tmp_path / "a" / "broken.png", ramp, "PNG")
     (tmp_path / "a" / "broken.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match=r"broken\.png"):
         ImageFolderDataset(tmp_path, "all")
     (tmp_path / "a" / "broken.png").unlink()
     _write(tmp_path / "stray.png", good, "PNG")
-    with pytest.raises(DataError, match="class subfolders.*also images directly"):
+    with pytest.raises(DataError, match=r"class subfolders.*also images directly"):
         ImageFolderDataset(tmp_path, "all")
 
 
@@ -283,5 +292,5 @@ def test_build_dataset_rejects_bad_options(mnist_dir: Path) -> None:
         ({"name": "mnist", "split": "val", "data_dir": mnist_dir}, "split must be one of"),
     ):
         with pytest.raises(DataError, match=msg):
-            build_dataset(**kwargs)  # type: ignore[arg-type]
+            build_dataset(**kwargs)
     assert isinstance(DataError("x"), ValueError)
