@@ -4,8 +4,8 @@ One ``Batcher`` per queue (the service has two: ``encode`` for images, ``decode`
 ``submit``s its rows as one item; items are never split, so an interpolation's frames are one decoder batch.
 
 - a batch starts when ``max_batch`` images are waiting or the oldest item has waited ``max_wait``;
-- admission is refused at once when the queue would exceed ``queue_size`` images → ``QueueFull`` (429) with
-  ``Retry-After`` estimated from recent batch times;
+- admission is refused at once when the queue would exceed ``queue_size`` images → ``QueueFullError``
+  (429) with ``Retry-After`` estimated from recent batch times;
 - every request has a deadline: the waiting request gives up exactly at it (504) and leaves the queue, and the
   batcher also drops expired items on every tick, so no batch computes for a caller who has gone;
 - the model runs in a worker thread (``run_in_executor``): the event loop never blocks on inference;
@@ -15,6 +15,7 @@ One ``Batcher`` per queue (the service has two: ``encode`` for images, ``decode`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.errors import DeadlineExceeded, NotReady, QueueFull, ServiceError
+from service.errors import DeadlineExceededError, NotReadyError, QueueFullError, ServiceError
 from service.metrics import Metrics
 
 Arrays = dict[str, np.ndarray]
@@ -53,8 +54,17 @@ class _Item:
 
 
 class Batcher:
-    def __init__(self, name: str, run: RunFn, *, max_batch: int, max_wait_s: float, queue_size: int,
-                 executor: Executor, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        run: RunFn,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        queue_size: int,
+        executor: Executor,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.name = name
         self._run = run
         self.max_batch = max_batch
@@ -69,7 +79,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._batch_s = 0.01  # moving average of one batch's run time, for Retry-After
 
-    # -- public -----------------------------------------------------------------------------------------------
+    # -- public ------------------------------------------------------------------------------------------
     @property
     def depth(self) -> int:
         """Images waiting (not yet in a running batch)."""
@@ -79,19 +89,20 @@ class Batcher:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def submit(self, inputs: Arrays, n: int, deadline: float) -> tuple[Arrays, BatchInfo]:
-        """Queue ``n`` rows (every array's leading axis is n) and wait for their outputs until ``deadline``."""
+        """Queue ``n`` rows (leading axis n); wait for their outputs until ``deadline``."""
         if self._closing or self._task is None:
             self._reject("draining")
-            raise NotReady("the service is shutting down: not accepting new work", "draining")
+            raise NotReadyError("the service is shutting down: not accepting new work", "draining")
         if self._images + n > self.queue_size:
             self._reject("queue_full")
-            raise QueueFull(
-                f"the {self.name} queue is full ({self._images} of {self.queue_size} images waiting); retry later",
-                headers={"Retry-After": str(self.retry_after())})
+            raise QueueFullError(
+                f"the {self.name} queue is full ({self._images} of {self.queue_size} waiting); retry later",
+                headers={"Retry-After": str(self.retry_after())},
+            )
         now = time.monotonic()
         if now >= deadline:
             self._reject("deadline")
-            raise DeadlineExceeded("the request deadline passed before it could be queued")
+            raise DeadlineExceededError("the request deadline passed before it could be queued")
         item = _Item(inputs, n, deadline, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         self._set_depth(self._images + n)
@@ -100,7 +111,9 @@ class Batcher:
             return await asyncio.wait_for(asyncio.shield(item.future), timeout=deadline - now)
         except TimeoutError:
             self._reject("deadline")
-            raise DeadlineExceeded(f"the request deadline passed while in the {self.name} stage") from None
+            raise DeadlineExceededError(
+                f"the request deadline passed while in the {self.name} stage"
+            ) from None
         finally:
             if not item.future.done():
                 item.gone = True
@@ -123,10 +136,10 @@ class Batcher:
             self._task.cancel()
             for item in self._pending:
                 if not item.future.done():
-                    item.future.set_exception(NotReady("shut down before this request ran", "draining"))
+                    item.future.set_exception(NotReadyError("shut down before this request ran", "draining"))
             self._pending.clear()
 
-    # -- internals --------------------------------------------------------------------------------------------
+    # -- internals ---------------------------------------------------------------------------------------
     def _reject(self, reason: str) -> None:
         if self._metrics:
             self._metrics.rejections.labels(reason).inc()
@@ -155,19 +168,16 @@ class Batcher:
                 if self._closing:
                     return
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.25)
-                except TimeoutError:
-                    pass
                 continue
             now = time.monotonic()
             wait_until = self._pending[0].enqueued + self.max_wait_s
             if self._images < self.max_batch and now < wait_until and not self._closing:
                 self._wake.clear()
-                try:  # wake on new items, or on the tick (deadlines), or when the wait is over
+                # wake on new items, or on the tick (deadlines), or when the wait is over
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(wait_until - now, TICK_S))
-                except TimeoutError:
-                    pass
                 continue
             await self._run_batch(self._take())
 
@@ -193,7 +203,9 @@ class Batcher:
             for i in batch:
                 m.queue_time.labels(self.name).observe(start - i.enqueued)
         try:
-            outputs, stages = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+            outputs, stages = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, inputs
+            )
         except Exception as e:  # the model failed: every waiting caller learns it (500, a real bug)
             err = e if isinstance(e, ServiceError) else ServiceError(f"inference failed in {self.name}: {e}")
             for i in batch:
@@ -208,7 +220,7 @@ class Batcher:
                 self._metrics.inference.labels(stage).observe(seconds)
         at = 0
         for i in batch:
-            part = {k: v[at:at + i.n] for k, v in outputs.items()}
+            part = {k: v[at : at + i.n] for k, v in outputs.items()}
             at += i.n
             if not i.future.done():
                 i.future.set_result((part, BatchInfo(start - i.enqueued, total, stages)))

@@ -20,13 +20,14 @@ import binascii
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from service.errors import BadRequest, Unprocessable
+from service.errors import BadRequestError, UnprocessableError
 
 VERSION = 1
-_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2")}
+_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f2")}
 _DTYPE_IDS = {"float32": 1, "float16": 2}
 _HEADER = struct.Struct("<B4sB")
 _CRC = struct.Struct("<I")
@@ -51,8 +52,9 @@ class CodeLayout:
 def encode_code(layout: CodeLayout, values: dict[str, np.ndarray], dtype: str = "float32") -> str:
     """One item's latents (1-D arrays by part name) → URL-safe code."""
     dt_id = _DTYPE_IDS[dtype]
-    flat = np.concatenate([np.asarray(values[name], dtype=np.float32).reshape(-1)[:size]
-                           for name, size in layout.parts])
+    flat = np.concatenate(
+        [np.asarray(values[name], dtype=np.float32).reshape(-1)[:size] for name, size in layout.parts]
+    )
     body = _HEADER.pack(VERSION, layout.model_id, dt_id) + flat.astype(_DTYPES[dt_id]).tobytes()
     raw = body + _CRC.pack(zlib.crc32(body))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -61,38 +63,44 @@ def encode_code(layout: CodeLayout, values: dict[str, np.ndarray], dtype: str = 
 def decode_code(layout: CodeLayout, code: str, *, field: str = "code") -> dict[str, np.ndarray]:
     """URL-safe code → float32 1-D arrays by part name; raises a 4xx ServiceError naming what is wrong."""
     if not code or len(code) > 65536:
-        raise BadRequest(f"{field}: empty or oversized latent code", "code_malformed")
+        raise BadRequestError(f"{field}: empty or oversized latent code", "code_malformed")
     try:
         raw = base64.urlsafe_b64decode(code + "=" * (-len(code) % 4))
     except (binascii.Error, ValueError) as e:
-        raise BadRequest(f"{field}: not a base64url latent code ({e})", "code_malformed") from e
+        raise BadRequestError(f"{field}: not a base64url latent code ({e})", "code_malformed") from e
     if len(raw) < _HEADER.size + _CRC.size:
-        raise BadRequest(f"{field}: latent code too short ({len(raw)} bytes)", "code_malformed")
-    body, (crc,) = raw[:-_CRC.size], _CRC.unpack(raw[-_CRC.size:])
-    version, model_id, dt_id = _HEADER.unpack(body[:_HEADER.size])
+        raise BadRequestError(f"{field}: latent code too short ({len(raw)} bytes)", "code_malformed")
+    body, (crc,) = raw[: -_CRC.size], _CRC.unpack(raw[-_CRC.size :])
+    version, model_id, dt_id = _HEADER.unpack(body[: _HEADER.size])
     if version != VERSION:
-        raise BadRequest(f"{field}: latent code version {version}, this service reads version {VERSION}",
-                         "code_version")
+        raise BadRequestError(
+            f"{field}: latent code version {version}, this service reads version {VERSION}", "code_version"
+        )
     if zlib.crc32(body) != crc:
-        raise BadRequest(f"{field}: latent code checksum mismatch (truncated or altered)", "code_checksum")
+        raise BadRequestError(
+            f"{field}: latent code checksum mismatch (truncated or altered)", "code_checksum"
+        )
     if model_id != layout.model_id:
-        raise Unprocessable(
+        raise UnprocessableError(
             f"{field}: latent code is from another model ({model_id.hex()}), this service runs "
-            f"{layout.model_id.hex()}", "code_foreign_model")
+            f"{layout.model_id.hex()}",
+            "code_foreign_model",
+        )
     if dt_id not in _DTYPES:
-        raise BadRequest(f"{field}: unknown value type {dt_id} in latent code", "code_malformed")
+        raise BadRequestError(f"{field}: unknown value type {dt_id} in latent code", "code_malformed")
     dt = _DTYPES[dt_id]
-    payload = body[_HEADER.size:]
+    payload = body[_HEADER.size :]
     if len(payload) != layout.length * dt.itemsize:
-        raise BadRequest(
-            f"{field}: latent code holds {len(payload) // dt.itemsize} values, this model needs {layout.length}",
-            "code_malformed")
+        raise BadRequestError(
+            f"{field}: latent code holds {len(payload) // dt.itemsize} values, need {layout.length}",
+            "code_malformed",
+        )
     flat = np.frombuffer(payload, dtype=dt).astype(np.float32)
     if not np.isfinite(flat).all():
-        raise Unprocessable(f"{field}: latent code contains non-finite values", "latent_not_finite")
+        raise UnprocessableError(f"{field}: latent code contains non-finite values", "latent_not_finite")
     out: dict[str, np.ndarray] = {}
     at = 0
     for name, size in layout.parts:
-        out[name] = flat[at:at + size].copy()
+        out[name] = flat[at : at + size].copy()
         at += size
     return out

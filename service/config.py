@@ -28,43 +28,49 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DAE_", extra="ignore", frozen=True)
 
-    # -- server ---------------------------------------------------------------------------------------------
+    # -- server ------------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535)
     bundle: Path = DEFAULT_BUNDLE
     model_name: str | None = None  # served name; default: the manifest's name
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True  # one JSON object per log line (False: plain text for a terminal)
     cors_origins: str = ""  # comma-separated origins allowed by CORS; empty disables CORS
     auth_token: SecretStr | None = None  # when set, product endpoints need "Authorization: Bearer <token>"
-    drain_timeout_s: float = Field(20.0, gt=0)  # SIGTERM: how long accepted requests may take to finish
-    shutdown_delay_s: float = Field(0.0, ge=0)  # SIGTERM: keep serving (ready=503) this long before closing
+    drain_timeout_s: float = Field(
+        default=20.0, gt=0
+    )  # SIGTERM: how long accepted requests may take to finish
+    shutdown_delay_s: float = Field(
+        default=0.0, ge=0
+    )  # SIGTERM: keep serving (ready=503) this long before closing
 
-    # -- runtime --------------------------------------------------------------------------------------------
+    # -- runtime -----------------------------------------------------------------------------------------
     providers: str = f"{CUDA},{CPU}"  # priority order, filtered by what onnxruntime offers
     require_cuda: bool = False  # refuse to start unless CUDA is really active for every graph
-    intra_op_threads: int = Field(0, ge=0)  # 0: one per CPU core
+    intra_op_threads: int = Field(default=0, ge=0)  # 0: one per CPU core
     warmup: bool = True  # run every graph before reporting ready
 
     # -- batching and overload ------------------------------------------------------------------------------
-    max_batch: int = Field(32, ge=1, le=4096)  # images (or latent rows) per model call
-    max_wait_ms: float = Field(2.0, ge=0)  # how long the first queued item waits for company
-    queue_size: int = Field(256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
-    deadline_s: float = Field(10.0, gt=0)  # per request, from arrival; beyond it: 504
-    workers: int = Field(2, ge=1, le=64)  # threads that run inference (one batch each at a time)
+    max_batch: int = Field(default=32, ge=1, le=4096)  # images (or latent rows) per model call
+    max_wait_ms: float = Field(default=2.0, ge=0)  # how long the first queued item waits for company
+    queue_size: int = Field(default=256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
+    deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
+    workers: int = Field(default=2, ge=1, le=64)  # threads that run inference (one batch each at a time)
 
     # -- input limits ---------------------------------------------------------------------------------------
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)  # whole request body; beyond it: 413
-    max_pixels: int = Field(16_777_216, ge=1, le=PILLOW_WARN_PIXELS)  # per decoded image (w*h); 413
-    max_images_per_request: int = Field(64, ge=1)  # images in one request; 413
-    max_steps: int = Field(64, ge=2)  # interpolation frames; 422
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # whole request body; beyond it: 413
+    max_pixels: int = Field(default=16_777_216, ge=1, le=PILLOW_WARN_PIXELS)  # per decoded image (w*h); 413
+    max_images_per_request: int = Field(default=64, ge=1)  # images in one request; 413
+    max_steps: int = Field(default=64, ge=2)  # interpolation frames; 422
     code_dtype: Literal["float32", "float16"] = "float32"  # precision of latent codes (float32 is exact)
-    viz_scale: int = Field(4, ge=1, le=16)  # integer upscaling of pictures (PNG strips, grids, flow colours)
+    viz_scale: int = Field(
+        default=4, ge=1, le=16
+    )  # integer upscaling of pictures (PNG strips, grids, flow colours)
 
     @field_validator("bundle")
     @classmethod
     def _absolute_bundle(cls, v: Path) -> Path:
-        # A relative DAE_BUNDLE means the CWD when it exists there, else the repository root (like the default),
+        # A relative DAE_BUNDLE means the CWD when it exists there, else the repository root (as the default),
         # so `make run` and `python -m service` from anywhere find models/mnist.
         if v.is_absolute() or v.exists():
             return v.resolve()
@@ -74,7 +80,7 @@ class Settings(BaseSettings):
     def _coherent(self) -> Settings:
         if self.max_images_per_request > self.queue_size:
             raise ValueError(
-                f"max_images_per_request ({self.max_images_per_request}) exceeds queue_size ({self.queue_size}): "
+                f"max_images_per_request ({self.max_images_per_request}) > queue_size ({self.queue_size}): "
                 "such a request could never be admitted"
             )
         if not self.provider_list:

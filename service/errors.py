@@ -1,18 +1,19 @@
 """One exception tree, one JSON error shape: ``{"error": {"code", "message", "request_id"}}``.
 
     ServiceError (500 internal_error: only real bugs end here)
-    ├── BadRequest             400  image_undecodable, image_truncated, body_empty, multipart_invalid,
+    ├── BadRequestError             400  image_undecodable, image_truncated, body_empty,
+    │                                    multipart_invalid,
     │                               code_malformed, code_checksum, code_version, class_unknown, ...
-    ├── Unauthorized           401  auth_required, auth_invalid
-    ├── NotFound               404  not_found, model_not_found
-    ├── MethodNotAllowed       405  method_not_allowed
-    ├── PayloadTooLarge        413  body_too_large, image_too_large, too_many_images
-    ├── UnsupportedMediaType   415  unsupported_media_type, unsupported_image_format, unsupported_image_mode
-    ├── Unprocessable          422  validation_error, code_foreign_model, latent_wrong_length,
+    ├── UnauthorizedError           401  auth_required, auth_invalid
+    ├── NotFoundError               404  not_found, model_not_found
+    ├── MethodNotAllowedError       405  method_not_allowed
+    ├── PayloadTooLargeError        413  body_too_large, image_too_large, too_many_images
+    ├── UnsupportedMediaTypeError   415  unsupported_media_type, unsupported_image_mode
+    ├── UnprocessableError          422  validation_error, code_foreign_model, latent_wrong_length,
     │                               latent_not_finite, steps_out_of_range, output_unavailable, ...
-    ├── QueueFull              429  queue_full (with Retry-After)
-    ├── NotReady               503  not_ready, draining
-    └── DeadlineExceeded       504  deadline_exceeded
+    ├── QueueFullError              429  queue_full (with Retry-After)
+    ├── NotReadyError               503  not_ready, draining
+    └── DeadlineExceededError       504  deadline_exceeded
 
 ``install_handlers`` maps this tree, FastAPI's validation errors and Starlette's 404/405 onto the one shape;
 the stable ``code`` is what clients switch on, the message is for people.
@@ -35,8 +36,14 @@ class ServiceError(Exception):
     status = 500
     default_code = "internal_error"
 
-    def __init__(self, message: str, code: str | None = None, *, headers: dict[str, str] | None = None,
-                 details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        details: Any = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
@@ -44,49 +51,60 @@ class ServiceError(Exception):
         self.details = details
 
 
-class BadRequest(ServiceError):
+class BadRequestError(ServiceError):
     status, default_code = 400, "bad_request"
 
 
-class Unauthorized(ServiceError):
+class UnauthorizedError(ServiceError):
     status, default_code = 401, "auth_required"
 
 
-class NotFound(ServiceError):
+class NotFoundError(ServiceError):
     status, default_code = 404, "not_found"
 
 
-class MethodNotAllowed(ServiceError):
+class MethodNotAllowedError(ServiceError):
     status, default_code = 405, "method_not_allowed"
 
 
-class PayloadTooLarge(ServiceError):
+class PayloadTooLargeError(ServiceError):
     status, default_code = 413, "body_too_large"
 
 
-class UnsupportedMediaType(ServiceError):
+class UnsupportedMediaTypeError(ServiceError):
     status, default_code = 415, "unsupported_media_type"
 
 
-class Unprocessable(ServiceError):
+class UnprocessableError(ServiceError):
     status, default_code = 422, "validation_error"
 
 
-class QueueFull(ServiceError):
+class QueueFullError(ServiceError):
     status, default_code = 429, "queue_full"
 
 
-class NotReady(ServiceError):
+class NotReadyError(ServiceError):
     status, default_code = 503, "not_ready"
 
 
-class DeadlineExceeded(ServiceError):
+class DeadlineExceededError(ServiceError):
     status, default_code = 504, "deadline_exceeded"
 
 
 _BY_STATUS: dict[int, type[ServiceError]] = {
-    c.status: c for c in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge,
-                          UnsupportedMediaType, Unprocessable, QueueFull, NotReady, DeadlineExceeded)
+    c.status: c
+    for c in (
+        BadRequestError,
+        UnauthorizedError,
+        NotFoundError,
+        MethodNotAllowedError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        UnprocessableError,
+        QueueFullError,
+        NotReadyError,
+        DeadlineExceededError,
+    )
 }
 
 
@@ -103,14 +121,17 @@ def error_body(code: str, message: str, request_id: str, details: Any = None) ->
 
 def error_response(exc: ServiceError, request_id: str) -> JSONResponse:
     headers = {"X-Request-ID": request_id, **exc.headers} if request_id else dict(exc.headers)
-    return JSONResponse(error_body(exc.code, exc.message, request_id, exc.details), status_code=exc.status,
-                        headers=headers)
+    return JSONResponse(
+        error_body(exc.code, exc.message, request_id, exc.details), status_code=exc.status, headers=headers
+    )
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Keep location and message; drop "input" (it can echo a multi-megabyte body back to the caller).
-    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()]
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -127,7 +148,9 @@ def install_handlers(app: FastAPI) -> None:
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
-        err = Unprocessable(f"invalid request: {where}: {first['msg']}", "validation_error", details=details)
+        err = UnprocessableError(
+            f"invalid request: {where}: {first['msg']}", "validation_error", details=details
+        )
         return error_response(err, request_id_of(request))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -144,8 +167,9 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"request_id": request_id_of(request)}, exc_info=exc)
-        return error_response(ServiceError("internal error (a bug: please report the request id)"),
-                              request_id_of(request))
+        return error_response(
+            ServiceError("internal error (a bug: please report the request id)"), request_id_of(request)
+        )
 
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -22,36 +22,44 @@ import zlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 # Our own pixel limit (checked from the header, before decoding) replaces Pillow's process-wide one, whose
 # warning would otherwise fire from worker threads; Settings caps max_pixels below Pillow's own threshold.
 Image.MAX_IMAGE_PIXELS = None
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
-MEDIA_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/webp": "WEBP",
-               "image/gif": "GIF"}
+MEDIA_TYPES = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+}
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _TO_RGB = ("1", "CMYK", "YCbCr")
 _ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def decode_image(data: bytes, *, size: int, color_mode: str, max_pixels: int, what: str = "image") -> np.ndarray:
-    """Encoded image bytes → float32 ``(C, size, size)`` in [0, 1]; raises a 4xx ServiceError on bad input."""
+def decode_image(
+    data: bytes, *, size: int, color_mode: str, max_pixels: int, what: str = "image"
+) -> np.ndarray:
+    """Encoded image bytes → float32 ``(C, size, size)`` in [0, 1]; a 4xx ServiceError on bad input."""
     if not data:
-        raise BadRequest(f"{what}: empty file", "image_empty")
+        raise BadRequestError(f"{what}: empty file", "image_empty")
     try:
-        im = Image.open(io.BytesIO(data), formats=FORMATS)
+        im: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError as e:
-        raise BadRequest(f"{what}: not a PNG, JPEG, WebP or GIF image", "image_undecodable") from e
+        raise BadRequestError(f"{what}: not a PNG, JPEG, WebP or GIF image", "image_undecodable") from e
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as e:
-        raise BadRequest(f"{what}: cannot read image header ({e})", "image_undecodable") from e
+        raise BadRequestError(f"{what}: cannot read image header ({e})", "image_undecodable") from e
     w, h = im.size
     if w < 1 or h < 1:
-        raise BadRequest(f"{what}: image has no pixels ({w}x{h})", "image_undecodable")
+        raise BadRequestError(f"{what}: image has no pixels ({w}x{h})", "image_undecodable")
     if w * h > max_pixels:
-        raise PayloadTooLarge(f"{what}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}",
-                              "image_too_large")
+        raise PayloadTooLargeError(
+            f"{what}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}", "image_too_large"
+        )
     try:
         if getattr(im, "is_animated", False):
             im.seek(0)
@@ -62,7 +70,7 @@ def decode_image(data: bytes, *, size: int, color_mode: str, max_pixels: int, wh
             im = im.resize((size, size), Image.Resampling.BILINEAR)
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, MemoryError) as e:
         code = "image_truncated" if "truncated" in str(e).lower() else "image_undecodable"
-        raise BadRequest(f"{what}: cannot decode image ({e})", code) from e
+        raise BadRequestError(f"{what}: cannot decode image ({e})", code) from e
     arr = np.asarray(im, dtype=np.float32) / np.float32(255.0)
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
@@ -78,7 +86,9 @@ def _normalise_mode(im: Image.Image, what: str) -> Image.Image:
     elif mode in _TO_RGB:
         im = im.convert("RGB" if mode != "1" else "L")
     elif mode not in ("L", "RGB", *_ALPHA):
-        raise UnsupportedMediaType(f"{what}: image mode {mode} is not supported", "unsupported_image_mode")
+        raise UnsupportedMediaTypeError(
+            f"{what}: image mode {mode} is not supported", "unsupported_image_mode"
+        )
     if im.mode in _ALPHA:
         rgba = im.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -86,7 +96,7 @@ def _normalise_mode(im: Image.Image, what: str) -> Image.Image:
     return im
 
 
-# -- pictures -------------------------------------------------------------------------------------------------
+# -- pictures ------------------------------------------------------------------------------------------------
 def to_uint8(arr: np.ndarray) -> np.ndarray:
     """Model image ``(C, H, W)`` float in [0, 1] → ``(H, W, 3)`` uint8 (gray repeated, so panels tile)."""
     a = np.clip(np.rint(np.asarray(arr, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
@@ -150,7 +160,7 @@ def warped_grid(grid: np.ndarray, background: np.ndarray, scale: int) -> np.ndar
     px = (g + 1.0) / 2.0 * (n - 1)  # template pixel coordinates
     spacing = max(2, n // 8)
     dist = np.abs(px - spacing * np.round(px / spacing)) * scale  # in output pixels (about)
-    out = (upscale(background, scale).astype(np.float64) * 0.5)
+    out = upscale(background, scale).astype(np.float64) * 0.5
     out[dist[0] < 0.75] = (255, 140, 0)
     out[dist[1] < 0.75] = (0, 160, 255)
     return out.round().astype(np.uint8)
@@ -173,7 +183,7 @@ def sheet(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
     for i, r in enumerate(rows):
         for j, p in enumerate(r):
             y, x = gap + i * (h + gap), gap + j * (w + gap)
-            out[y:y + p.shape[0], x:x + p.shape[1]] = p
+            out[y : y + p.shape[0], x : x + p.shape[1]] = p
     return out
 
 

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 MANIFEST_NAME = "manifest.json"
 GRAPH_NAMES = ("encoder", "texture", "deformation", "warp")
 Dim = int | Literal["batch"]

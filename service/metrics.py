@@ -1,13 +1,13 @@
 """Prometheus metrics, base units (seconds, images), histograms not summaries; one registry per app.
 
-    dae_request_duration_seconds{endpoint, method, status}   whole request, as the client sees it
-    dae_queue_time_seconds{queue}                             arrival in a batcher queue → batch start
-    dae_inference_seconds{stage}                              encoder | texture | deformation | warp (per batch)
-    dae_batch_size{queue}                                     images (or latent rows) per model call
-    dae_batches_total{queue}, dae_batch_images_total{queue}   average batch size = images / batches
-    dae_queue_depth{queue}                                    images waiting now
-    dae_rejections_total{reason}                              queue_full | deadline | draining | not_ready | auth
-    dae_model_info{name, version, sha256, variant, providers} 1 while a model is loaded
+dae_request_duration_seconds{endpoint, method, status}   whole request, as the client sees it
+dae_queue_time_seconds{queue}                             arrival in a batcher queue → batch start
+dae_inference_seconds{stage}                              encoder | texture | deformation | warp (per batch)
+dae_batch_size{queue}                                     images (or latent rows) per model call
+dae_batches_total{queue}, dae_batch_images_total{queue}   average batch size = images / batches
+dae_queue_depth{queue}                                    images waiting now
+dae_rejections_total{reason}                              queue_full | deadline | draining | not_ready | auth
+dae_model_info{name, version, sha256, variant, providers} 1 while a model is loaded
 """
 
 from __future__ import annotations
@@ -24,21 +24,38 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.request_duration = Histogram("dae_request_duration_seconds", "Request duration by endpoint and status",
-                                          ["endpoint", "method", "status"], buckets=_LATENCY, registry=r)
-        self.queue_time = Histogram("dae_queue_time_seconds", "Time from enqueue to batch start", ["queue"],
-                                    buckets=_LATENCY, registry=r)
-        self.inference = Histogram("dae_inference_seconds", "Model time per batch by stage", ["stage"],
-                                   buckets=_LATENCY, registry=r)
-        self.batch_size = Histogram("dae_batch_size", "Images (or latent rows) per model call", ["queue"],
-                                    buckets=_BATCH, registry=r)
+        self.request_duration = Histogram(
+            "dae_request_duration_seconds",
+            "Request duration by endpoint and status",
+            ["endpoint", "method", "status"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            "dae_queue_time_seconds",
+            "Time from enqueue to batch start",
+            ["queue"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "dae_inference_seconds", "Model time per batch by stage", ["stage"], buckets=_LATENCY, registry=r
+        )
+        self.batch_size = Histogram(
+            "dae_batch_size", "Images (or latent rows) per model call", ["queue"], buckets=_BATCH, registry=r
+        )
         self.batches = Counter("dae_batches", "Model calls per queue", ["queue"], registry=r)
-        self.batch_images = Counter("dae_batch_images", "Images (or latent rows) run per queue", ["queue"],
-                                    registry=r)
+        self.batch_images = Counter(
+            "dae_batch_images", "Images (or latent rows) run per queue", ["queue"], registry=r
+        )
         self.queue_depth = Gauge("dae_queue_depth", "Images waiting in a queue", ["queue"], registry=r)
         self.rejections = Counter("dae_rejections", "Requests refused, by reason", ["reason"], registry=r)
-        self.model_info = Gauge("dae_model_info", "The loaded model",
-                                ["name", "version", "sha256", "variant", "providers"], registry=r)
+        self.model_info = Gauge(
+            "dae_model_info",
+            "The loaded model",
+            ["name", "version", "sha256", "variant", "providers"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

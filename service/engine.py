@@ -1,0 +1,168 @@
+"""What the product routes call: batched encode/decode over the two queues, latent codes, and latent checks.
+
+    engine = Engine(settings, Runtime.load(settings), metrics); engine.start()   # inside the event loop
+    latents, info = await engine.encode(images, deadline)    # images (B, C, N, N) float32 in [0, 1]
+    outputs, info = await engine.decode(latents, deadline)   # latents by name, each (B, D)
+
+``encode`` adds ``class_code`` = softmax(class_logits) for class-aware models: that is what their
+decoders read unless the caller chooses a class (``class_code_for``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from service.batching import Arrays, Batcher, BatchInfo
+from service.codes import CodeLayout, decode_code, encode_code
+from service.config import Settings
+from service.errors import UnprocessableError
+from service.metrics import Metrics
+from service.pipeline import Pipeline, one_hot, softmax
+from service.runtime import Runtime
+
+LATENT_LIMIT = 1e6  # |value| above this is refused: no encoder produces it and decoders would overflow
+
+
+class Engine:
+    def __init__(self, settings: Settings, runtime: Runtime, metrics: Metrics) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.manifest = m = runtime.manifest
+        self.pipeline = Pipeline(runtime)
+        self.name = settings.model_name or m.name
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="dae-infer")
+        self.decode_pool = ThreadPoolExecutor(max(1, settings.threads), thread_name_prefix="dae-decode")
+        self.latent_parts: list[tuple[str, int]] = [
+            (name, size)
+            for name, size in (
+                ("shape", m.latent_size("shape")),
+                ("appearance", m.latent_size("appearance")),
+                ("shading_latent", m.latent_size("shading_latent")),
+                ("class_code", m.num_classes),
+            )
+            if size > 0
+        ]
+        self.layout = CodeLayout.for_model(m.sha256, self.latent_parts)
+        kw = dict(
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000.0,
+            queue_size=settings.queue_size,
+            executor=self.executor,
+            metrics=metrics,
+        )
+        self.encode_queue = Batcher("encode", self.pipeline.encode, **kw)  # type: ignore[arg-type]
+        self.decode_queue = Batcher("decode", self.pipeline.decode, **kw)  # type: ignore[arg-type]
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.encode_queue.start()
+        self.decode_queue.start()
+
+    async def stop(self, timeout_s: float) -> None:
+        await self.encode_queue.stop(timeout_s)
+        await self.decode_queue.stop(timeout_s)
+        self.executor.shutdown(wait=False)
+        self.decode_pool.shutdown(wait=False)
+
+    # -- inference ---------------------------------------------------------------------------------------
+    async def encode(self, images: np.ndarray, deadline: float) -> tuple[Arrays, BatchInfo]:
+        out, info = await self.encode_queue.submit({"image": images}, len(images), deadline)
+        out = dict(out)
+        if "class_logits" in out:
+            out["class_code"] = softmax(out["class_logits"])
+        return out, info
+
+    async def decode(self, latents: Arrays, deadline: float) -> tuple[Arrays, BatchInfo]:
+        feeds = {name: np.ascontiguousarray(latents[name], dtype=np.float32) for name, _ in self.latent_parts}
+        n = len(next(iter(feeds.values())))
+        return await self.decode_queue.submit(feeds, n, deadline)
+
+    # -- latents -----------------------------------------------------------------------------------------
+    def code_for(self, latents: Arrays, i: int) -> str:
+        return encode_code(
+            self.layout, {k: latents[k][i] for k, _ in self.latent_parts}, self.settings.code_dtype
+        )
+
+    def from_code(self, code: str, field: str) -> Arrays:
+        """One latent row (each array ``(1, D)``) from a code of this model."""
+        return {k: v[None] for k, v in decode_code(self.layout, code, field=field).items()}
+
+    def class_code_for(self, klass: int | str, field: str = "class") -> np.ndarray:
+        """The one-hot ``(1, K)`` of a class given by index or by name."""
+        names = self.manifest.class_names
+        if not names:
+            raise UnprocessableError(
+                f"{field}: this model ({self.manifest.variant}) has no classes", "class_unsupported"
+            )
+        if isinstance(klass, str) and not klass.lstrip("-").isdigit():
+            if klass not in names:
+                raise UnprocessableError(
+                    f"{field}: unknown class {klass!r}; classes are {names}", "class_unknown"
+                )
+            index = names.index(klass)
+        else:
+            index = int(klass)
+            if not 0 <= index < len(names):
+                raise UnprocessableError(
+                    f"{field}: class index {index} is outside 0..{len(names) - 1}", "class_unknown"
+                )
+        return one_hot(index, len(names))
+
+    def from_values(
+        self,
+        field: str,
+        shape: Sequence[float] | None,
+        appearance: Sequence[float] | None,
+        shading: Sequence[float] | None = None,
+        klass: int | str | None = None,
+    ) -> Arrays:
+        """One latent row from explicit values; lengths and finiteness are checked against the manifest."""
+        given = {"shape": shape, "appearance": appearance, "shading_latent": shading}
+        out: Arrays = {}
+        for name, size in self.latent_parts:
+            if name == "class_code":
+                if klass is None:
+                    raise UnprocessableError(
+                        f"{field}: a class-aware model needs a class (index or name)", "class_required"
+                    )
+                out[name] = self.class_code_for(klass, f"{field}.class")
+                continue
+            values = given.get(name)
+            if values is None:
+                raise UnprocessableError(f"{field}.{name}: required ({size} values)", "latent_missing")
+            out[name] = self.check_values(f"{field}.{name}", values, size)
+        extra = [k for k, v in given.items() if v is not None and k not in out]
+        if extra:
+            raise UnprocessableError(f"{field}: this model has no {extra} latent", "latent_unsupported")
+        if klass is not None and "class_code" not in out:
+            raise UnprocessableError(
+                f"{field}: this model ({self.manifest.variant}) has no classes", "class_unsupported"
+            )
+        return out
+
+    @staticmethod
+    def check_values(field: str, values: Sequence[float], size: int) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+        if arr.size != size:
+            raise UnprocessableError(
+                f"{field}: {arr.size} values given, the model needs {size}", "latent_wrong_length"
+            )
+        if not np.isfinite(arr).all():
+            raise UnprocessableError(f"{field}: values must be finite numbers", "latent_not_finite")
+        if np.abs(arr).max(initial=0.0) > LATENT_LIMIT:
+            raise UnprocessableError(f"{field}: |value| above {LATENT_LIMIT:g}", "latent_out_of_range")
+        return arr.astype(np.float32)[None]
+
+
+def server_timing(infos: Sequence[tuple[str, BatchInfo]], extra: dict[str, float] | None = None) -> str:
+    """``Server-Timing`` header value: queue time per queue, model time per stage, other steps (ms)."""
+    parts: list[str] = []
+    for queue, info in infos:
+        parts.append(f"queue-{queue};dur={info.queue_s * 1000:.3f}")
+        parts += [f"{stage};dur={s * 1000:.3f}" for stage, s in info.stages.items()]
+    parts += [f"{k};dur={v * 1000:.3f}" for k, v in (extra or {}).items() if math.isfinite(v)]
+    return ", ".join(parts)

@@ -1,0 +1,71 @@
+"""The DAE pipeline on numpy arrays, batched: encode → class code → texture + deformation → warp.
+
+    encode({"image": (B, C, N, N)})  -> shape (B, S), appearance (B, A) [, shading_latent] [, class_logits]
+    decode({"shape", "appearance" [, "shading_latent"] [, "class_code" (B, K)]})
+        -> texture (B, C, N, N) [, albedo, shading], increments (B, 2, N, N) [, affine (B, 6)],
+           grid, displacement (B, 2, N, N), reconstruction (B, C, N, N)
+
+The class code a class-aware model's decoders read is ``softmax(class_logits)`` (what the trainer's
+forward does without labels) or the one-hot of a chosen class. For the plain autoencoder the texture is
+the reconstruction.
+Both functions return the per-stage seconds too (metrics and Server-Timing).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from service.runtime import Arrays, Runtime
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def one_hot(index: int, k: int, rows: int = 1) -> np.ndarray:
+    out = np.zeros((rows, k), np.float32)
+    out[:, index] = 1.0
+    return out
+
+
+class Pipeline:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.manifest = runtime.manifest
+        self.has_warp = "warp" in runtime.sessions
+
+    def encode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
+        t0 = time.perf_counter()
+        out = self.runtime.run("encoder", inputs)
+        return out, {"encoder": time.perf_counter() - t0}
+
+    def decode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
+        stages: dict[str, float] = {}
+        bag = dict(inputs)
+        for key in ("texture", "deformation", "warp"):
+            if key not in self.runtime.sessions:
+                continue
+            t0 = time.perf_counter()
+            bag.update(self.runtime.run(key, bag))
+            stages[key] = time.perf_counter() - t0
+        if not self.has_warp:
+            bag["reconstruction"] = bag["texture"]
+        for name in inputs:  # outputs only: the caller already has its inputs
+            bag.pop(name, None)
+        return bag, stages
+
+    def warm_up(self, max_batch: int) -> float:
+        """Run every graph at batch 1 and at ``max_batch`` (first calls allocate, search algorithms)."""
+        t0 = time.perf_counter()
+        m = self.manifest
+        for b in sorted({1, max_batch}):
+            image = np.zeros((b, m.channels, m.image_size, m.image_size), np.float32)
+            latents, _ = self.encode({"image": image})
+            if m.num_classes:
+                latents["class_code"] = softmax(latents.pop("class_logits"))
+            self.decode(latents)
+        return time.perf_counter() - t0

@@ -1,0 +1,1 @@
+"""HTTP routes: ``health`` and ``models`` (operations), ``images`` and ``latents`` (the product API)."""

@@ -1,0 +1,143 @@
+"""onnxruntime sessions for a bundle's graphs: verified at load, providers chosen and reported honestly.
+
+Load order (each step refuses to start with a message that names the problem):
+1. ``manifest.json`` parses against the schema (``service.manifest``);
+2. every graph file has the sha256 the manifest records;
+3. providers: ``DAE_PROVIDERS`` (default CUDA then CPU) filtered by
+   ``onnxruntime.get_available_providers()``;
+   with ``DAE_REQUIRE_CUDA=true`` a missing CUDA provider is fatal;
+4. sessions are created one at a time (parallel creation races for the GPU arena), and each session's real
+   inputs/outputs are compared with the manifest (``check_graph_io``);
+5. ``session.get_providers()`` is what is really active: logged, exposed in metadata, metrics and a header;
+   with ``DAE_REQUIRE_CUDA=true`` a session that fell back to the CPU (silently, onnxruntime#23372) is fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.config import CUDA, Settings
+from service.manifest import (
+    GRAPH_NAMES,
+    BundleError,
+    Manifest,
+    check_graph_io,
+    load_manifest,
+    verify_checksums,
+)
+
+log = logging.getLogger("service.runtime")
+Arrays = dict[str, np.ndarray]
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured (no CUDA when it is required, no usable provider)."""
+
+
+def choose_providers(requested: list[str], require_cuda: bool) -> list[str]:
+    available = ort.get_available_providers()
+    chosen = [p for p in requested if p in available]
+    if require_cuda and CUDA not in chosen:
+        raise StartupError(
+            f"DAE_REQUIRE_CUDA is set but {CUDA} is not available (onnxruntime offers {available}; "
+            "install the `gpu` extra, onnxruntime-gpu, on a machine with CUDA and cuDNN)"
+        )
+    if not chosen:
+        raise StartupError(
+            f"none of the requested providers {requested} is available; onnxruntime offers {available}"
+        )
+    return chosen
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    # The same cores decode images and run the event loop: spinning threads would steal them between batches.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+class Runtime:
+    """The loaded bundle: manifest plus one InferenceSession per graph; ``run`` is thread-safe."""
+
+    def __init__(
+        self, bundle_dir: Path, manifest: Manifest, sessions: dict[str, ort.InferenceSession]
+    ) -> None:
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        self.sessions = sessions
+        self.input_names = {k: [i.name for i in s.get_inputs()] for k, s in sessions.items()}
+        self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in sessions.items()}
+
+    @classmethod
+    def load(cls, settings: Settings) -> Runtime:
+        bundle = Path(settings.bundle)
+        if not bundle.is_dir():
+            raise BundleError(
+                f"bundle directory {bundle} does not exist (set DAE_BUNDLE to an exported bundle)"
+            )
+        manifest = load_manifest(bundle)
+        verify_checksums(bundle, manifest)
+        providers = choose_providers(settings.provider_list, settings.require_cuda)
+        opts = session_options(settings.threads)
+        sessions: dict[str, ort.InferenceSession] = {}
+        for key in (k for k in GRAPH_NAMES if k in manifest.graphs):
+            spec = manifest.graphs[key]
+            t0 = time.perf_counter()
+            try:
+                sess = ort.InferenceSession(str(bundle / spec.file), sess_options=opts, providers=providers)
+            except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
+                raise BundleError(f"graph {key!r}: onnxruntime cannot load {spec.file}: {e}") from e
+            check_graph_io(
+                key,
+                spec,
+                [(i.name, i.shape) for i in sess.get_inputs()],
+                [(o.name, o.shape) for o in sess.get_outputs()],
+            )
+            active = sess.get_providers()
+            if settings.require_cuda and CUDA not in active:
+                raise StartupError(f"graph {key!r}: DAE_REQUIRE_CUDA is set but the session runs on {active}")
+            log.info(
+                "session loaded",
+                extra={"graph": key, "providers": active, "seconds": round(time.perf_counter() - t0, 3)},
+            )
+            sessions[key] = sess
+        runtime = cls(bundle, manifest, sessions)
+        runtime._check_wiring()
+        return runtime
+
+    def _check_wiring(self) -> None:
+        """Every decoder/warp input must be produced upstream (or be the class code the service supplies)."""
+        available = set(self.output_names["encoder"]) | {"class_code"}
+        for key in ("texture", "deformation", "warp"):
+            if key not in self.sessions:
+                continue
+            missing = set(self.input_names[key]) - available
+            if missing:
+                raise BundleError(f"graph {key!r}: inputs {sorted(missing)} are produced by no earlier graph")
+            available |= set(self.output_names[key])
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        """The providers each session really runs on, by graph."""
+        return {k: s.get_providers() for k, s in self.sessions.items()}
+
+    @property
+    def primary_provider(self) -> str:
+        """The provider most of the work runs on (the first active one of the encoder)."""
+        return self.sessions["encoder"].get_providers()[0]
+
+    def run(self, key: str, bag: Arrays) -> Arrays:
+        """Run one graph, feeding its inputs by name from ``bag``; returns its outputs by name."""
+        sess = self.sessions[key]
+        feeds = {n: np.ascontiguousarray(bag[n], dtype=np.float32) for n in self.input_names[key]}
+        outs = sess.run(None, feeds)
+        return dict(zip(self.output_names[key], outs, strict=True))
