@@ -16,7 +16,7 @@ from training.config import IMAGE_SIZES, VARIANTS, WARP_KINDS
 from training.train import TrainConfig
 
 
-def _fit_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _fit_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("fit", help="train a model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default=d.data, choices=("mnist", "folder", "synthetic", "synthetic-lit"))

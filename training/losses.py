@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -66,7 +65,8 @@ def bias_reduction(residual: Tensor) -> Tensor:
 def dae_loss(out: Output, target: Tensor, weights: LossWeights = LossWeights(),
              labels: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """The total loss and its terms (as floats, for logging)."""
-    terms: dict[str, Tensor] = {"reconstruction": reconstruction_loss(out.reconstruction, target, weights.reconstruction)}
+    recon = reconstruction_loss(out.reconstruction, target, weights.reconstruction)
+    terms: dict[str, Tensor] = {"reconstruction": recon}
     total = terms["reconstruction"]
     if out.residual is not None:
         terms["smooth"] = total_variation(out.residual)

@@ -69,6 +69,8 @@ class WarpModule(nn.Module):
     ``displacement`` is ``grid - identity`` in normalised units (one pixel = 2 / (N - 1)).
     """
 
+    identity: Tensor  # (1, 2, N, N) buffer; declared so type checkers know it is a tensor
+
     def __init__(self, size: int, constants: WarpConstants = WarpConstants(), *, affine: bool = False) -> None:
         super().__init__()
         self.size = size
