@@ -63,6 +63,10 @@ def write_graph(module: nn.Module, layout: GraphLayout, path: Path, *, opset: in
         warnings.filterwarnings(
             "ignore", message=r".*operator 'instance_norm' is set to train=True", category=UserWarning
         )
+        # torch installs this filter at import (TracerWarning.ignore_lib_warnings): tracer warnings raised in
+        # torch's own library code (e.g. InstanceNorm's spatial-size check) are noise. pytest and any caller's
+        # catch_warnings() drop it, so restore it here; tracer warnings from *our* code still surface.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.(?!jit)")
         try:
             torch.onnx.export(
                 module,
