@@ -153,7 +153,7 @@ async def interpolate(
     limit = engine.settings.max_steps
     if not 2 <= steps <= limit:
         raise UnprocessableError(f"steps must be between 2 and {limit}, got {steps}", "steps_out_of_range")
-    default = DEFAULT_JSON if format == "json" else ["texture", "reconstruction", "warped_grid"]
+    default = DEFAULT_JSON if format in ("json", "npz") else ["texture", "reconstruction", "warped_grid"]
     names = render.parse_outputs(outputs, engine.manifest, default)
     a = endpoint(engine, "start", start, start_shape, start_appearance, start_shading, start_class)
     b = endpoint(engine, "end", end, end_shape, end_appearance, end_shading, end_class)
