@@ -14,7 +14,9 @@ Keys (a key is *absent* where the metric does not apply, so a table can print "n
 - ``alignment``: per-class pixel variance of the textures over that of the inputs, pooled over classes
   (``Σ_c n_c·Var_tex,c / Σ_c n_c·Var_in,c``); 0 = every texture of a class is the same template, 1 = the
   textures vary as much as the inputs (nothing absorbed by the warp). Also ``texture_variance`` and
-  ``input_variance``. Needs a warp: absent for the plain autoencoder, whose "texture" is its output.
+  ``input_variance``, and ``alignment_scale_free``, the same ratio with each variance divided by the
+  mean square of its images (so dimming the textures does not lower it). Needs a warp: absent for the
+  plain autoencoder, whose "texture" is its output.
 - swap consistency: each image A is paired with another image B of the same class; the model decodes
   (shape of A, appearance of B) and re-encodes it. ``swap_shape_error`` = MSE of the new shape latent to
   A's, ``swap_appearance_error`` = MSE of the new appearance latent to B's, and ``*_rel`` divides each by
@@ -60,6 +62,11 @@ class _ClassMoments:
             self.n[c] = self.n.get(c, 0) + sel.shape[0]
             self.s[c] = self.s.get(c, 0) + sel.sum(0)
             self.ss[c] = self.ss.get(c, 0) + (sel * sel).sum(0)
+
+    def pooled_second_moment(self) -> float:
+        """``Σ_c n_c·E_c[x²] / Σ_c n_c``: the scale against which a variance is small or large."""
+        n_all = sum(self.n.values())
+        return sum(float((self.ss[c] / n).mean()) * n for c, n in self.n.items()) / max(n_all, 1)
 
     def pooled_variance(self) -> float:
         """``Σ_c n_c·Var_c / Σ_c n_c`` over classes with ≥ 2 images; Var_c is the mean per-pixel variance."""
@@ -243,6 +250,10 @@ def evaluate(model: Model, dataset: Dataset, *, batch_size: int = 256, device: t
         metrics["texture_variance"] = tex_m.pooled_variance()
         metrics["input_variance"] = in_m.pooled_variance()
         metrics["alignment"] = _ratio(metrics["texture_variance"], metrics["input_variance"])
+        # Scale-free: variance as a share of the mean square, so a faint texture gains nothing by being faint.
+        metrics["alignment_scale_free"] = _ratio(
+            metrics["texture_variance"] / max(tex_m.pooled_second_moment(), _EPS),
+            metrics["input_variance"] / max(in_m.pooled_second_moment(), _EPS))
         partner = same_class_partners(all_labels, seed)
         if bool((partner != torch.arange(partner.shape[0])).any()):
             metrics.update(

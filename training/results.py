@@ -227,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- the report ---------------------------------------------------------------------------------------
 COLUMNS = (("recon_mse", "recon MSE ↓"), ("recon_l1", "recon L1 ↓"), ("alignment", "alignment ↓"),
+           ("alignment_scale_free", "scale-free alignment ↓"),
            ("swap_shape_rel", "swap shape rel ↓"), ("swap_appearance_rel", "swap appearance rel ↓"),
            ("accuracy", "class accuracy ↑"))
 INTRINSIC_COLUMNS = (("recon_mse", "recon MSE"), ("albedo_mse", "albedo MSE"),
@@ -237,7 +238,7 @@ INTRINSIC_COLUMNS = (("recon_mse", "recon MSE"), ("albedo_mse", "albedo MSE"),
 
 
 def _fmt(metrics: dict[str, float], key: str) -> str:
-    return f"{metrics[key]:.4f}" if key in metrics else "n/a"
+    return f"{metrics[key]:.4g}" if key in metrics else "n/a"
 
 
 def verdict(runs: list[Run]) -> str:
@@ -257,9 +258,10 @@ def verdict(runs: list[Run]) -> str:
              f"`{best_recon}` reconstructs best (MSE {mnist[best_recon]['recon_mse']:.4f} against the "
              f"class-aware DAE's {ca['recon_mse']:.4f})")
     align = ("its textures are the best aligned (alignment"
-             f" {ca['alignment']:.4f})" if align_ok else
-             f"`{best_align}` has the best-aligned textures (alignment {warped[best_align]['alignment']:.4f} "
-             f"against {ca['alignment']:.4f})")
+             f" {ca['alignment']:.4g}; scale-free {ca['alignment_scale_free']:.4g})" if align_ok else
+             f"`{best_align}` has the best-aligned textures (alignment {warped[best_align]['alignment']:.4g} "
+             f"against {ca['alignment']:.4g}; scale-free {warped[best_align]['alignment_scale_free']:.4g} "
+             f"against {ca['alignment_scale_free']:.4g})")
     return (f"{words}: {recon}; {align}. Caveats: the class-aware model is trained with the labels (an "
             "extra, supervised input the others do not get), one seed, a short budget; alignment is read "
             "beside reconstruction because a faint or blank texture also has a low variance.")
@@ -299,7 +301,8 @@ def write_report(out: Path, *, runs: list[Run], figures: dict[str, str], through
               "predicted probabilities at test time: extra (supervised) information, not extra capacity "
               "bought from the latent budget.",
               "- Metrics (see `training/evaluate.py`): alignment = per-class pixel variance of the textures "
-              "over that of the inputs (0 = one template per class); swap rel = after decoding (shape of A, "
+              "over that of the inputs (0 = one template per class; scale-free: each variance over the mean "
+              "square of its images, so a faint texture gains nothing); swap rel = after decoding (shape of A, "
               "appearance of B, same class) and re-encoding, the latent's distance to A's shape (B's "
               "appearance) over the A–B distance (0 = perfectly consistent, 1 = no better than the other "
               "image's code). The plain autoencoder has no texture or shape: those cells are n/a.", "",
@@ -323,7 +326,7 @@ def write_report(out: Path, *, runs: list[Run], figures: dict[str, str], through
                   "|---" * len(INTRINSIC_COLUMNS) + "|",
                   "| " + " | ".join(_fmt(intr.metrics, k) for k, _ in INTRINSIC_COLUMNS) + " |", ""]
     lines += ["## DAE on the full MNIST training set", "",
-              f"The `dae` run above: {dae.steps} steps ({cfg.epochs} epochs of batch {cfg.batch_size}) at "
+              f"The `dae` run above: {dae.steps} steps of batch {cfg.batch_size} at "
               f"{cfg.image_size}×{cfg.image_size} in {dae.wall_s / 60:.1f} min; test reconstruction MSE "
               f"{_fmt(dae.metrics, 'recon_mse')}, L1 {_fmt(dae.metrics, 'recon_l1')}.", "",
               "## Figures", ""]
