@@ -26,9 +26,7 @@ def checkpoint_for(image_size: int, root: Path) -> Path:
     if not path.is_file():
         torch.manual_seed(0)
         cfg = ModelConfig(variant="dae", image_size=image_size)
-        save_checkpoint(
-            path, build_model(cfg), cfg, train_config={"data": "synthetic", "note": "untrained, bench"}
-        )
+        save_checkpoint(path, build_model(cfg), cfg, train_config={"data": "synthetic", "note": "untrained, bench"})
     return path
 
 
@@ -38,10 +36,7 @@ def bundle_for(image_size: int, root: Path) -> Path:
 
     ckpt = checkpoint_for(image_size, root)
     out = root / f"dae{image_size}"
-    if (
-        not (out / "manifest.json").is_file()
-        or (out / "manifest.json").stat().st_mtime < ckpt.stat().st_mtime
-    ):
+    if not (out / "manifest.json").is_file() or (out / "manifest.json").stat().st_mtime < ckpt.stat().st_mtime:
         # verify=False: parity is the exporter's own test suite's job; here it would only cost start-up time.
         export_bundle(ckpt, out, name=f"bench-dae{image_size}", verify=False, progress=None)
     return out
@@ -55,9 +50,7 @@ def eager_model(image_size: int, root: Path) -> Model:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--out", type=Path, default=Path("build/bench/bundles"), help="(default: build/bench/bundles)"
-    )
+    p.add_argument("--out", type=Path, default=Path("build/bench/bundles"), help="(default: build/bench/bundles)")
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64], help="(default: 32 64)")
     args = p.parse_args(argv)
     for size in args.sizes:

@@ -155,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, required=True, help="folder of *.png payload images")
     p.add_argument("--concurrency", type=int, default=1, help="closed-loop clients (default: 1)")
     p.add_argument("--images-per-request", type=int, default=1, help="image parts per request (default: 1)")
-    p.add_argument(
-        "--max-requests", type=int, default=1000, help="stop after this many requests (default: 1000)"
-    )
+    p.add_argument("--max-requests", type=int, default=1000, help="stop after this many requests (default: 1000)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="stop after this long (default: 10)")
     p.add_argument("--out", type=Path, help="write the JSON result here (default: stdout)")
     args = p.parse_args(argv)

@@ -166,9 +166,7 @@ def to_json(rows: list[ModelRow]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64], help="image sizes (default: 32 64)")
-    p.add_argument(
-        "--batches", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="(default: 1 4 16 64 256)"
-    )
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="(default: 1 4 16 64 256)")
     p.add_argument("--root", type=Path, default=Path("build/bench/bundles"), help="bundle cache folder")
     p.add_argument("--slice-s", type=float, default=0.25, help="seconds per slice (default: 0.25)")
     args = p.parse_args(argv)

@@ -49,9 +49,7 @@ class ReleaseIntegrator(nn.Module):
 
 def total_vary_loss(x: Tensor, weight: float) -> Tensor:
     """``TotalVaryLoss``: weight × *sum* of |forward differences| (couples the weight to batch size)."""
-    return weight * (
-        (x[:, :, :, :-1] - x[:, :, :, 1:]).abs().sum() + (x[:, :, :-1, :] - x[:, :, 1:, :]).abs().sum()
-    )
+    return weight * ((x[:, :, :, :-1] - x[:, :, :, 1:]).abs().sum() + (x[:, :, :-1, :] - x[:, :, 1:, :]).abs().sum())
 
 
 def bias_reduce_loss(x: Tensor, weight: float) -> Tensor:

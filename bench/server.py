@@ -86,6 +86,16 @@ def parse_batches(metrics_text: str) -> dict[str, tuple[float, float]]:
     return {q: (v[0], v[1]) for q, v in out.items()}
 
 
+def parse_histogram(metrics_text: str, name: str) -> dict[str, tuple[float, float]]:
+    """``{label value: (sum, count)}`` of a one-label histogram such as ``dae_inference_seconds{stage}``."""
+    out: dict[str, list[float]] = {}
+    for suffix, idx in (("_sum", 0), ("_count", 1)):
+        pattern = rf'^{name}{suffix}\{{[a-z_]+="([^"]+)"[^}}]*\}} ([0-9.eE+-]+)$'
+        for m in re.finditer(pattern, metrics_text, re.MULTILINE):
+            out.setdefault(m.group(1), [0.0, 0.0])[idx] += float(m.group(2))
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 class ServiceProcess:
     """The service under test; ``env`` adds ``DAE_*`` settings (``max_batch=1, max_wait_ms=0``: unbatched)."""
 

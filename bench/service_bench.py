@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.server import ServiceProcess
+from bench.server import ServiceProcess, parse_batches, parse_histogram
 from bench.timing import percentile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +56,10 @@ class ServiceRow:
     p95_ms: float
     p99_ms: float
     avg_batch: dict[str, float]  # by queue (encode, decode)
+    server_ms: float  # mean request duration inside the server (its own histogram)
+    queue_ms: float  # mean time an item waited in the batcher queues, summed over the queues it passed
+    model_ms: dict[str, float]  # mean model time per batch, by stage
+    model_busy: float  # model-seconds per wall-second (can exceed 1 with several inference workers)
     non_2xx: dict[str, int]
     loadgen_cpu_s: float
     wall_s: float
@@ -124,15 +128,23 @@ def run_loadgen(
         return result
 
 
-def _avg_batch(
-    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
-) -> dict[str, float]:
+def _avg_batch(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, float]:
     out = {}
     for queue, (batches, images) in after.items():
         b0, i0 = before.get(queue, (0.0, 0.0))
         if batches > b0:
             out[queue] = (images - i0) / (batches - b0)
     return out
+
+
+def _delta(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    return {k: (s - before.get(k, (0.0, 0.0))[0], c - before.get(k, (0.0, 0.0))[1]) for k, (s, c) in after.items()}
+
+
+def _mean_ms(pair: tuple[float, float] | None) -> float:
+    return pair[0] / pair[1] * 1e3 if pair and pair[1] > 0 else float("nan")
 
 
 def measure_cell(
@@ -146,11 +158,18 @@ def measure_cell(
     seconds: float,
     max_requests: int,
 ) -> ServiceRow:
-    before = srv.batches()
+    """One load level against a running server, with the server's own view of where the time went."""
+    before = srv.metrics()
     r = run_loadgen(srv.url(path), payloads, clients, images_per_request, max_requests, seconds)
-    after = srv.batches()
+    after = srv.metrics()
     lat = r["latencies_s"]
     ok = len(lat)
+    hist = {
+        name: _delta(parse_histogram(before, name), parse_histogram(after, name))
+        for name in ("dae_request_duration_seconds", "dae_queue_time_seconds", "dae_inference_seconds")
+    }
+    queues = hist["dae_queue_time_seconds"]
+    stages = hist["dae_inference_seconds"]
     return ServiceRow(
         endpoint=label,
         batching=mode,
@@ -162,7 +181,11 @@ def measure_cell(
         p50_ms=percentile(lat, 50) * 1e3,
         p95_ms=percentile(lat, 95) * 1e3,
         p99_ms=percentile(lat, 99) * 1e3,
-        avg_batch=_avg_batch(before, after),
+        avg_batch=_avg_batch(parse_batches(before), parse_batches(after)),
+        server_ms=_mean_ms(hist["dae_request_duration_seconds"].get(path.split("?")[0])),
+        queue_ms=sum(_mean_ms(v) for v in queues.values() if v[1] > 0),
+        model_ms={k: _mean_ms(v) for k, v in stages.items() if v[1] > 0},
+        model_busy=sum(v[0] for v in stages.values()) / r["wall_s"],
         non_2xx={k: v for k, v in r["statuses"].items() if not k.startswith("2")},
         loadgen_cpu_s=r["cpu_s"],
         wall_s=r["wall_s"],
@@ -197,9 +220,7 @@ def bench_service(
             for label, path in ENDPOINTS.items():
                 for ipr in s.images_per_request:
                     for clients in s.clients:
-                        row = measure_cell(
-                            srv, label, path, mode, payloads, clients, ipr, s.seconds, s.max_requests
-                        )
+                        row = measure_cell(srv, label, path, mode, payloads, clients, ipr, s.seconds, s.max_requests)
                         rows.append(row)
                         if progress:
                             print(
@@ -241,9 +262,7 @@ def sustained_memory(bundle: Path, work: Path, payloads: Path, s: ServiceSetting
         bundle, max_batch=max_batch, max_wait_ms=max_wait, sample_s=1.0, log=work / "service-memory.log"
     ) as srv:
         t0 = time.perf_counter()
-        r = run_loadgen(
-            srv.url(ENDPOINTS["reconstruct"]), payloads, s.memory_clients, 4, 10**7, s.memory_seconds
-        )
+        r = run_loadgen(srv.url(ENDPOINTS["reconstruct"]), payloads, s.memory_clients, 4, 10**7, s.memory_seconds)
         assert srv.memory is not None
         samples = [(t, rss) for t, rss in srv.memory.samples if t <= time.perf_counter() - t0 + 1]
         peak = srv.memory.peak_mib
@@ -286,16 +305,12 @@ def main(argv: list[str] | None = None) -> None:
     from bench.bundles import bundle_for
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--clients", type=int, nargs="+", default=[1, 4, 16, 32, 64], help="(default: 1 4 16 32 64)"
-    )
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 32, 64], help="(default: 1 4 16 32 64)")
     p.add_argument("--seconds", type=float, default=5.0, help="per cell (default: 5)")
     p.add_argument("--memory-seconds", type=float, default=120.0, help="sustained run (default: 120)")
     p.add_argument("--work", type=Path, default=Path("build/bench"), help="(default: build/bench)")
     args = p.parse_args(argv)
-    settings = ServiceSettings(
-        clients=tuple(args.clients), seconds=args.seconds, memory_seconds=args.memory_seconds
-    )
+    settings = ServiceSettings(clients=tuple(args.clients), seconds=args.seconds, memory_seconds=args.memory_seconds)
     result = bench_service(bundle_for(32, args.work / "bundles"), args.work, settings, progress=True)
     print(
         json.dumps(

@@ -44,9 +44,7 @@ def integrator_agreement(size: int, batch: int = 4) -> float:
     c = WarpConstants()
     inc = torch.rand(batch, 2, size, size, generator=torch.Generator().manual_seed(0))
     ours = integrate(inc, c)
-    theirs = torch.clamp(
-        ReleaseIntegrator(size)(inc * (c.increment_scale / size)) - c.offset, -c.clamp, c.clamp
-    )
+    theirs = torch.clamp(ReleaseIntegrator(size)(inc * (c.increment_scale / size)) - c.offset, -c.clamp, c.clamp)
     return float((ours - theirs).abs().max())
 
 

@@ -1,0 +1,134 @@
+"""``python -m bench``: run every benchmark and write the report.
+
+    python -m bench --profile full --out docs          # make bench: about 15 minutes on 2 cores
+    python -m bench --profile ci --out build/bench-ci  # make bench-ci: tiny settings, well under a minute
+    python -m bench --profile full --only model training --out /tmp/b
+
+Raw numbers go to ``WORK/result.json`` (``--work``, default ``build/bench``), the report to
+``OUT/benchmarks.md`` and its figures to ``OUT/figures/bench_*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.timing import Budget, machine
+
+PARTS = ("training", "model", "service")
+
+
+@dataclass(frozen=True)
+class Profile:
+    sizes: tuple[int, ...]
+    batches: tuple[int, ...]
+    model_budget: Budget
+    train_sizes: tuple[int, ...]
+    train_batch: int
+    train_budget: Budget
+    service: dict[str, Any] = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "full": Profile(
+        sizes=(32, 64),
+        batches=(1, 4, 16, 64, 256),
+        model_budget=Budget(4, 0.25, 2),
+        train_sizes=(32, 64),
+        train_batch=64,
+        train_budget=Budget(4, 2.0, 2),
+        service=dict(
+            clients=(1, 4, 16, 32, 64),
+            images_per_request=(1, 8),
+            seconds=5.0,
+            memory_seconds=120.0,
+            memory_clients=16,
+            rendered_clients=16,
+        ),
+    ),
+    "ci": Profile(
+        sizes=(32,),
+        batches=(1, 4),
+        model_budget=Budget(1, 0.0, 2),
+        train_sizes=(32,),
+        train_batch=4,
+        train_budget=Budget(1, 0.0, 1),
+        service=dict(
+            clients=(1, 4),
+            images_per_request=(1, 2),
+            seconds=0.4,
+            max_requests=200,
+            memory_seconds=3.0,
+            memory_clients=2,
+            rendered_clients=2,
+        ),
+    ),
+}
+
+
+def run(profile: str, out: Path, work: Path, only: tuple[str, ...] = PARTS, progress: bool = True) -> Path:
+    """Run the chosen parts with ``profile``'s settings; write the report; return its path."""
+    from bench.bundles import bundle_for
+    from bench.model_bench import bench_model
+    from bench.model_bench import to_json as model_json
+    from bench.report import write_report
+    from bench.service_bench import ServiceSettings, bench_service
+    from bench.training_bench import bench_training
+    from bench.training_bench import to_json as training_json
+
+    p = PROFILES[profile]
+
+    def say(message: str) -> None:
+        if progress:
+            print(message, flush=True)
+
+    threads = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {
+        "profile": profile,
+        "command": "python -m bench " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "",
+        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "threads": threads,
+        "settings": asdict(p),
+    }
+    if profile == "full" and out == Path("docs"):
+        result["command"] = "make bench"
+    bundles = work / "bundles"
+    if "training" in only:
+        say("[bench] training: ours vs release port")
+        result["training"] = training_json(bench_training(p.train_sizes, p.train_batch, p.train_budget, threads))
+    if "model" in only:
+        say("[bench] model in process: onnxruntime vs eager")
+        result["model"] = model_json(bench_model(p.sizes, p.batches, bundles, p.model_budget, threads))
+    if "service" in only:
+        say("[bench] service under load")
+        result["service"] = bench_service(bundle_for(32, bundles), work, ServiceSettings(**p.service), progress)
+    result["wall_s"] = time.perf_counter() - t0
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "result.json").write_text(json.dumps(result, indent=1))
+    report = write_report(result, out)
+    say(f"[bench] wrote {report} in {result['wall_s']:.0f} s")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="full", help="(default: full)")
+    ap.add_argument("--out", type=Path, default=Path("docs"), help="report folder (default: docs)")
+    ap.add_argument("--work", type=Path, default=Path("build/bench"), help="bundles, logs, raw JSON")
+    ap.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="(default: all parts)")
+    args = ap.parse_args(argv)
+    run(args.profile, args.out, args.work, tuple(args.only))
+
+
+if __name__ == "__main__":
+    main()
