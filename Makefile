@@ -48,3 +48,11 @@ clean:
 # entrypoint run outside Docker, nginx in front of two replicas (scripts/docker_check.sh installs its tools).
 docker-check: $(VENV)/.installed
 	PY=$(PY) PYTHON=$(PYTHON) scripts/docker_check.sh
+
+# Benchmarks (bench/): docs/benchmarks.md + docs/figures/bench_*.png, about 15 minutes on 2 cores; run it on a
+# quiet machine. bench-ci runs the same code with tiny settings (seconds) into build/bench-ci.
+bench: $(VENV)/.installed
+	MNIST_DIR=$${MNIST_DIR:-../shared/data/mnist} $(PY) -m bench --profile full --out docs --work build/bench
+
+bench-ci: $(VENV)/.installed
+	MNIST_DIR=$${MNIST_DIR:-../shared/data/mnist} $(PY) -m bench --profile ci --out build/bench-ci --work build/bench-ci-work
