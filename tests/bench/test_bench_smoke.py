@@ -73,7 +73,8 @@ def test_interleaved_alternates_the_sides() -> None:
     calls: list[str] = []
     times = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
                         Budget(rounds=3, slice_s=0.0, min_calls=2), warmup=1)
-    assert calls == ["a", "b"] + ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
+    # warm-up a b, then slices a a b b / b b a a / a a b b
+    assert calls == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
     assert len(times["a"]) == len(times["b"]) == 6
 
 
