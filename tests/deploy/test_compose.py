@@ -9,6 +9,7 @@ real setting of the service, and the scaled profile puts replicas behind the loa
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -152,3 +153,19 @@ def test_scaled_profile(compose_config: Config, label: str, lb: str, replica: st
     # nginx gives up later than the service's own deadline, so the client sees the service's 504.
     assert duration_s(services[lb]["environment"]["DAE_LB_READ_TIMEOUT"]) > float(
         services[replica]["environment"]["DAE_DEADLINE_S"])
+
+
+def test_multi_gpu_override_pins_one_card_per_replica_service(compose_bin: Path, tmp_path: Path) -> None:
+    """deploy/compose.multi-gpu.yml, the recipe docs/deploy.md gives for outgrowing one GPU."""
+    cmd = [str(compose_bin), "-f", str(COMPOSE_FILE), "-f", str(REPO / "deploy" / "compose.multi-gpu.yml"),
+           "config", "--format", "json", "lb", "dae-replica-gpu1"]
+    proc = subprocess.run(cmd, cwd=REPO, env=compose_env(tmp_path), capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    services = json.loads(proc.stdout)["services"]
+    assert set(services) == {"lb", "dae-replica", "dae-replica-gpu1"}
+    cards = [_gpu_devices(services[n])[0]["device_ids"] for n in ("dae-replica", "dae-replica-gpu1")]
+    assert cards == [["0"], ["1"]]
+    for name in ("dae-replica", "dae-replica-gpu1"):
+        assert "dae-upstream" in services[name]["networks"]["default"]["aliases"]
+        assert services[name]["volumes"][0]["read_only"] is True
