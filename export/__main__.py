@@ -25,8 +25,7 @@ from service.manifest import BundleError
 def _export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m export",
-        description="Export a checkpoint to a verified ONNX "
-        "bundle (subcommand `verify DIR` re-verifies one).",
+        description="Export a checkpoint to a verified ONNX bundle (subcommand `verify DIR` re-verifies one).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="RUN/last.pt written by the trainer")

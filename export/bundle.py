@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from export.errors import ExportError
-from export.graphs import build_graphs, sizes_of
+from export.graphs import build_graphs, load_checkpoint, sizes_of
 from export.layout import graph_layout, latent_sizes
 from export.onnx_graph import write_graph
 from export.verify import verify_bundle
@@ -43,7 +43,6 @@ from service.manifest import (
     WarpSpec,
     file_sha256,
 )
-from training.checkpoint import load_model
 from training.config import ModelConfig
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +60,14 @@ def git_commit(cwd: Path = _REPO_ROOT) -> str | None:
     return out if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", out) else None
 
 
+NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"  # service.manifest.Manifest.name
+
+
 def bundle_name(out: Path, name: str | None) -> str:
-    """``name`` as given (validated by the schema), else the output folder's name made schema-safe."""
+    """``name`` if the schema allows it (else ExportError), or the output folder's name made schema-safe."""
     if name is not None:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ExportError(f"--name {name!r} is not a valid bundle name: use 1-64 of A-Z a-z 0-9 _ . -")
         return name
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", out.resolve().name).strip("-.")[:64]
     return safe or "model"
@@ -117,9 +121,7 @@ def build_manifest(
     graphs = {}
     for key, lay in graph_layout(sz).items():
         inputs, outputs = lay.specs()
-        graphs[key] = GraphSpec(
-            file=lay.file, sha256=file_sha256(folder / lay.file), inputs=inputs, outputs=outputs
-        )
+        graphs[key] = GraphSpec(file=lay.file, sha256=file_sha256(folder / lay.file), inputs=inputs, outputs=outputs)
     wc = cfg.warp_constants
     warp = (
         None
@@ -178,15 +180,8 @@ def export_bundle(
     say = (lambda m: progress(f"[export] {m}")) if progress is not None else (lambda m: None)
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
-    try:
-        model, state = load_model(checkpoint)
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        RuntimeError,
-    ) as e:  # missing, not ours, or weights that do not fit
-        raise ExportError(f"cannot load checkpoint {checkpoint}: {e}") from e
+    manifest_name = bundle_name(out, name)
+    model, state = load_checkpoint(checkpoint)
     cfg = model.cfg
     say(
         f"loaded {checkpoint}: {cfg.variant}, {cfg.image_size}px, {cfg.channels} ch, warp {cfg.warp}, "
@@ -209,7 +204,6 @@ def export_bundle(
                 *([] if verify else ["--no-verify"]),
             ]
         )
-    manifest_name = bundle_name(out, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
@@ -220,9 +214,7 @@ def export_bundle(
                 f"{', '.join(graph.layout.input_names)} -> {', '.join(graph.layout.output_names)}"
             )
         try:
-            manifest = build_manifest(
-                cfg, state, stage, name=manifest_name, opset=opset, export_command=command
-            )
+            manifest = build_manifest(cfg, state, stage, name=manifest_name, opset=opset, export_command=command)
         except ValueError as e:  # pydantic ValidationError: e.g. a --name the schema does not allow
             raise ExportError(f"cannot build the manifest: {e}") from e
         (stage / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2) + "\n")

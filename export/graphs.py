@@ -11,11 +11,24 @@ one-hot of a chosen class.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from torch import Tensor, nn
 
+from export.errors import ExportError
 from export.layout import GraphLayout, Sizes, graph_layout
+from training.checkpoint import load_model
 from training.config import ModelConfig
 from training.model import DeformingAutoencoder, Latents, Model, PlainAutoencoder
+
+
+def load_checkpoint(path: Path) -> tuple[Model, dict[str, Any]]:
+    """``training.checkpoint.load_model`` (eval mode), with any failure to read it as one ExportError."""
+    try:
+        return load_model(path)
+    except Exception as e:  # missing file, not a zip/pickle, not ours, weights that do not fit the config...
+        raise ExportError(f"cannot load checkpoint {path}: {e}") from e
 
 
 def sizes_of(cfg: ModelConfig) -> Sizes:

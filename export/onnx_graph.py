@@ -110,6 +110,4 @@ def check_written(path: Path, layout: GraphLayout, opset: int) -> None:
         got = [(v.name, _shape(v), v.type.tensor_type.elem_type) for v in values]
         expected = [(n, ["batch", *s], float32) for n, s in want]
         if got != expected:
-            raise ExportError(
-                f"{path.name}: {side}s are {got}, layout expects {expected} (elem type 1 = float32)"
-            )
+            raise ExportError(f"{path.name}: {side}s are {got}, layout expects {expected} (elem type 1 = float32)")

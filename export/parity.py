@@ -120,14 +120,10 @@ def compare(
                 got = sessions[key].run(lay.output_names, feeds)
                 for name, g in zip(lay.output_names, got, strict=True):
                     rows.append(
-                        ParityRow(
-                            "onnx-vs-torch", key, name, set_name, b, _max_diff(g, want[name]), PARITY_TOL
-                        )
+                        ParityRow("onnx-vs-torch", key, name, set_name, b, _max_diff(g, want[name]), PARITY_TOL)
                     )
                 if b > 1:  # the very inputs the single-image runs saw, so only the batching differs
-                    batched = sessions[key].run(
-                        lay.output_names, {k: v[:b] for k, v in ref_full[key][0].items()}
-                    )
+                    batched = sessions[key].run(lay.output_names, {k: v[:b] for k, v in ref_full[key][0].items()})
                     for name, g in zip(lay.output_names, batched, strict=True):
                         rows.append(
                             ParityRow(
@@ -142,15 +138,11 @@ def compare(
                         )
             chained = onnx_pipeline(sessions, layouts, images[:b].numpy())
             rows.append(
-                ParityRow(
-                    "pipeline", "all", final, set_name, b, _max_diff(chained[final], forward[:b]), PARITY_TOL
-                )
+                ParityRow("pipeline", "all", final, set_name, b, _max_diff(chained[final], forward[:b]), PARITY_TOL)
             )
         if progress is not None:
             worst = max(r.max_abs_diff for r in rows if r.inputs == set_name)
-            progress(
-                f"parity on {set_name} inputs at batch {', '.join(map(str, batches))}: worst {worst:.2e}"
-            )
+            progress(f"parity on {set_name} inputs at batch {', '.join(map(str, batches))}: worst {worst:.2e}")
     return rows
 
 
@@ -164,19 +156,14 @@ def _single_runs(
     out: dict[str, Arrays] = {}
     for key, lay in layouts.items():
         feeds = ref[key][0]
-        runs = [
-            sessions[key].run(lay.output_names, {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)
-        ]
+        runs = [sessions[key].run(lay.output_names, {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(n)]
         out[key] = {name: np.concatenate([r[j] for r in runs]) for j, name in enumerate(lay.output_names)}
     return out
 
 
 def format_table(rows: Sequence[ParityRow]) -> str:
     """A fixed-width table: check, graph, output, inputs, batch, max abs diff, tolerance, ok."""
-    head = (
-        f"{'check':<16} {'graph':<12} {'output':<15} {'inputs':<7} {'batch':>5} {'max abs diff':>12} "
-        f"{'tol':>7}  ok"
-    )
+    head = f"{'check':<16} {'graph':<12} {'output':<15} {'inputs':<7} {'batch':>5} {'max abs diff':>12} {'tol':>7}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(

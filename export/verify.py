@@ -23,12 +23,11 @@ import onnxruntime as ort
 import torch
 
 from export.errors import ParityError
-from export.graphs import sizes_of
+from export.graphs import load_checkpoint, sizes_of
 from export.inputs import PARITY_IMAGES, random_images, real_images
 from export.layout import GraphLayout, Sizes, graph_layout
 from export.parity import BATCHES, ParityRow, compare, format_table
 from service.manifest import BundleError, Manifest, check_graph_io, load_manifest, verify_checksums
-from training.checkpoint import load_model
 
 Progress = Callable[[str], None] | None
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}
@@ -72,9 +71,7 @@ def open_sessions(
     sessions = {}
     for key, graph in manifest.graphs.items():
         try:
-            sessions[key] = ort.InferenceSession(
-                str(bundle_dir / graph.file), opts, providers=list(providers)
-            )
+            sessions[key] = ort.InferenceSession(str(bundle_dir / graph.file), opts, providers=list(providers))
         except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
             raise BundleError(f"graph {key!r}: onnxruntime cannot load {graph.file}: {e}") from e
     return sessions
@@ -102,8 +99,7 @@ def _check_sessions(manifest: Manifest, sessions: dict[str, ort.InferenceSession
             for d, a in zip(declared, actual, strict=True):
                 if _ORT_DTYPES.get(a.type, a.type) != d.dtype:
                     raise BundleError(
-                        f"graph {key!r}: {side} {d.name!r} is {a.type} in the ONNX file, "
-                        f"manifest says {d.dtype}"
+                        f"graph {key!r}: {side} {d.name!r} is {a.type} in the ONNX file, manifest says {d.dtype}"
                     )
 
 
@@ -188,7 +184,7 @@ def verify_bundle(
     if checkpoint is None:
         return report
 
-    model, state = load_model(checkpoint)
+    model, state = load_checkpoint(checkpoint)
     if sizes_of(model.cfg) != manifest_sizes(manifest):
         raise BundleError(
             f"checkpoint {checkpoint} is not this bundle's model: checkpoint {sizes_of(model.cfg)}, "

@@ -23,9 +23,7 @@ def mnist_dir() -> Path:
     """Real MNIST: $MNIST_DIR, else ../shared/data/mnist beside the checkout."""
     path = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
     if not any((path / f"t10k-images-idx3-ubyte{s}").exists() for s in ("", ".gz")):
-        pytest.fail(
-            f"real MNIST not found at {path}: set MNIST_DIR or `python -m training fetch-mnist --dest DIR`"
-        )
+        pytest.fail(f"real MNIST not found at {path}: set MNIST_DIR or `python -m training fetch-mnist --dest DIR`")
     return path
 
 
@@ -61,9 +59,7 @@ def exported(
 
 
 @pytest.fixture
-def bundle_copy(
-    tmp_path: Path, exported: Callable[[str], tuple[Path, Path, list[str]]]
-) -> Callable[[str], Path]:
+def bundle_copy(tmp_path: Path, exported: Callable[[str], tuple[Path, Path, list[str]]]) -> Callable[[str], Path]:
     """A private copy of an exported bundle, safe to tamper with."""
 
     def copy(key: str) -> Path:

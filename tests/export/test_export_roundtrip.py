@@ -27,8 +27,7 @@ Exported = Callable[[str], tuple[Path, Path, list[str]]]
 def _sessions(bundle: Path) -> dict[str, ort.InferenceSession]:
     man = load_manifest(bundle)
     return {
-        k: ort.InferenceSession(str(bundle / g.file), providers=["CPUExecutionProvider"])
-        for k, g in man.graphs.items()
+        k: ort.InferenceSession(str(bundle / g.file), providers=["CPUExecutionProvider"]) for k, g in man.graphs.items()
     }
 
 
@@ -42,9 +41,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _run_chain(
-    s: dict[str, ort.InferenceSession], images: np.ndarray, code: np.ndarray | None = None
-) -> dict:
+def _run_chain(s: dict[str, ort.InferenceSession], images: np.ndarray, code: np.ndarray | None = None) -> dict:
     """The service's chain, written out by hand from the manifest's documented layout."""
     names = [o.name for o in s["encoder"].get_outputs()]
     out = dict(zip(names, s["encoder"].run(None, {"image": images}), strict=True))
@@ -136,9 +133,7 @@ def test_manifest_describes_the_bundle(key: str, exported: Exported) -> None:
     cfg = model.cfg
     man = load_manifest(bundle)
     assert (man.variant, man.image_size, man.channels, man.opset) == (cfg.variant, 32, cfg.channels, 17)
-    expected_graphs = ["encoder", "texture"] + (
-        [] if cfg.variant == "autoencoder" else ["deformation", "warp"]
-    )
+    expected_graphs = ["encoder", "texture"] + ([] if cfg.variant == "autoencoder" else ["deformation", "warp"])
     assert sorted(man.graphs) == sorted(expected_graphs)
     assert sorted(p.name for p in bundle.iterdir()) == sorted(
         [f"{g}.onnx" for g in expected_graphs] + ["manifest.json"]
