@@ -125,28 +125,14 @@ def duration_s(value: str | int | float) -> float:
     return total
 
 
-def _tiny_bundle(out: Path) -> Path:
-    """A small DAE exported by the real exporter, for when models/mnist is not in the checkout yet."""
-    from export.bundle import export_bundle
-    from training.checkpoint import save_checkpoint
-    from training.config import ModelConfig
-    from training.model import build_model
-
-    cfg = ModelConfig(image_size=32, appearance_dim=4, shape_dim=4, zdim=16, ndf=8, ngf=8)
-    ckpt = out / "tiny.pt"
-    save_checkpoint(ckpt, build_model(cfg).eval(), cfg, train_config={"note": "tests/deploy tiny bundle"})
-    export_bundle(ckpt, out / "bundle", verify=False, progress=None)
-    return out / "bundle"
-
-
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled model (models/mnist) — what compose mounts by default — or a tiny exported one."""
+def bundle(request: pytest.FixtureRequest) -> Path:
+    """The bundled model (models/mnist), which compose mounts by default, else tests/conftest.py's tiny DAE."""
     shipped = REPO / "models" / "mnist"
     if (shipped / "manifest.json").is_file():
         return shipped
     try:
-        return _tiny_bundle(tmp_path_factory.mktemp("bundle"))
+        return Path(request.getfixturevalue("tiny")("dae").bundle)
     except ImportError as exc:  # a serve-only venv has no torch to export with
         msg = f"models/mnist is not in the checkout and no bundle can be exported here ({exc})"
         if STRICT:
@@ -155,21 +141,12 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def digit_png() -> bytes:
-    """One real MNIST test digit as PNG (MNIST_DIR, default ../shared/data/mnist)."""
+def digit_png(mnist_digits: tuple[Any, Any]) -> bytes:
+    """One real MNIST test digit as PNG (tests/conftest.py reads MNIST_DIR, default ../shared/data/mnist)."""
     import io
 
     from PIL import Image
 
-    from training.mnist import load_mnist
-
-    data_dir = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
-    if not data_dir.is_dir():
-        msg = f"MNIST not found at {data_dir} (set MNIST_DIR)"
-        if STRICT:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    images, _ = load_mnist(data_dir, "test")
     buf = io.BytesIO()
-    Image.fromarray(images[0]).save(buf, format="PNG")
+    Image.fromarray(mnist_digits[0][0]).save(buf, format="PNG")
     return buf.getvalue()
