@@ -69,6 +69,7 @@ PROFILES: dict[str, Profile] = {
             memory_seconds=3.0,
             memory_clients=2,
             rendered_clients=2,
+            modes=("on", "off"),
         ),
     ),
 }

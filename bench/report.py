@@ -109,7 +109,8 @@ def service_section(result: Result, fig: str) -> list[str]:
         f"Bundle `{s['bundle']}` ({s['image_size']}×{s['image_size']}), payload: {s['payload']}. Each cell: "
         f"a separate `python -m bench.loadgen` process, closed loop, at most {s['settings']['seconds']:g} s and "
         f"{s['settings']['max_requests']} requests. Batching on = `DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=2` (the "
-        "defaults); off = `DAE_MAX_BATCH=1 DAE_MAX_WAIT_MS=0` (a multi-image request is still one batch). "
+        "defaults); off = `DAE_MAX_BATCH=1 DAE_MAX_WAIT_MS=0` (a multi-image request is still one batch); "
+        "on-wait0 = `DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=0` (a batch starts as soon as the model is free). "
         "`server ms` is the server's own request histogram, `queue ms` the batcher queues, `model ms` the "
         "graphs' time per batch, `busy` model-seconds per second of wall time.",
         "",
@@ -215,7 +216,7 @@ def plot_service(result: Result, path: Path) -> None:
     rows = [r for r in result["service"]["rows"] if r["endpoint"] in ("encode", "reconstruct")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for endpoint in ("encode", "reconstruct"):
-        for mode in ("on", "off"):
+        for mode in sorted({r["batching"] for r in rows}):
             for ipr in sorted({r["images_per_request"] for r in rows}):
                 rs = sorted(
                     (
@@ -226,7 +227,7 @@ def plot_service(result: Result, path: Path) -> None:
                     key=lambda r: r["clients"],
                 )
                 label = f"/{endpoint} batching {mode}, {ipr} img/req"
-                style = "-" if mode == "on" else "--"
+                style = {"on": "-", "off": "--"}.get(mode, ":")
                 axes[0].plot(
                     [r["clients"] for r in rs], [r["images_per_s"] for r in rs], style, marker="o", label=label
                 )

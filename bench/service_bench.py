@@ -40,7 +40,9 @@ ENDPOINTS: dict[str, str] = {
     "reconstruct": "/reconstruct?outputs=reconstruction&format=npz",
 }
 RENDERED = ("reconstruct (default JSON, all pictures)", "/reconstruct")
-MODES: dict[str, tuple[int, float]] = {"on": (32, 2.0), "off": (1, 0.0)}  # (DAE_MAX_BATCH, DAE_MAX_WAIT_MS)
+# (DAE_MAX_BATCH, DAE_MAX_WAIT_MS): the defaults; no batching; batching without waiting for company (a batch
+# starts as soon as the previous one is done, so batches form only while the model is busy).
+MODES: dict[str, tuple[int, float]] = {"on": (32, 2.0), "off": (1, 0.0), "on-wait0": (32, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ class ServiceSettings:
     memory_seconds: float = 120.0
     memory_clients: int = 16
     rendered_clients: int = 16
+    modes: tuple[str, ...] = ("on", "off", "on-wait0")
 
 
 def bench_service(
@@ -212,7 +215,8 @@ def bench_service(
     source = write_payloads(payloads, int(manifest["image_size"]))
     rows: list[ServiceRow] = []
     peaks: dict[str, float] = {}
-    for mode, (max_batch, max_wait) in MODES.items():
+    for mode in s.modes:
+        max_batch, max_wait = MODES[mode]
         with ServiceProcess(
             bundle, max_batch=max_batch, max_wait_ms=max_wait, log=work / f"service-batching-{mode}.log"
         ) as srv:
