@@ -40,9 +40,17 @@ class DrainingServer(uvicorn.Server):
         delay = state.settings.shutdown_delay_s
         if first and delay > 0:
             log.info("draining", extra={"signal": sig, "delay_s": delay})
-            asyncio.get_event_loop().call_later(delay, super().handle_exit, sig, frame)
+            asyncio.get_event_loop().call_later(delay, self._stop, sig, frame)
             return
+        self._stop(sig, frame)
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals after its shutdown (the process then dies *by* SIGTERM); a
+        # completed drain is a normal exit here, so forget them and let main() return 0.
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
 
 
 def main() -> int:

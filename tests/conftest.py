@@ -141,8 +141,8 @@ def start_server(bundle: Path | None, log: Path, *, wait_ready: bool = True, **s
     if bundle is not None:
         env["DAE_BUNDLE"] = str(bundle)
     env.update({f"DAE_{k.upper()}": str(v) for k, v in settings.items()})
-    fh = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=fh, stderr=fh)
+    with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=fh, stderr=fh)
     server = Server(f"http://127.0.0.1:{port}", proc, log)
     if not wait_ready:
         return server
