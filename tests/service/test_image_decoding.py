@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from service import imaging
-from service.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from service.errors import BadRequestError, PayloadTooLargeError, ServiceError, UnsupportedMediaTypeError
 
 MAX = 1_000_000
 
@@ -77,7 +77,7 @@ def test_palette_sixteen_bit_cmyk_and_bilevel_are_converted() -> None:
 def test_animated_gif_uses_the_first_frame() -> None:
     first, second = Image.fromarray(np.full((32, 32), 255, np.uint8)), Image.fromarray(np.zeros((32, 32), np.uint8))
     data = encoded(first, "GIF", save_all=True, append_images=[second], duration=50)
-    assert Image.open(io.BytesIO(data)).n_frames == 2
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2
     assert decode(data).min() > 0.99
 
 
@@ -96,7 +96,7 @@ def test_webp_and_jpeg_decode() -> None:
         (encoded(Image.fromarray(gray(5, (64, 64))))[:300], BadRequestError, "image_truncated"),
     ],
 )
-def test_bad_images_raise_stable_errors(data: bytes, error: type, code: str) -> None:
+def test_bad_images_raise_stable_errors(data: bytes, error: type[ServiceError], code: str) -> None:
     with pytest.raises(error) as info:
         decode(data)
     assert info.value.code == code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def enc(b: bytes) -> str:
         (lambda c: enc(bytes([9]) + raw(c)[1:]), 400, "code_version"),
     ],
 )
-def test_bad_codes_give_stable_4xx(mutate, status: int, code: str) -> None:
+def test_bad_codes_give_stable_4xx(mutate: Callable[[str], str], status: int, code: str) -> None:
     good = encode_code(LAYOUT, values())
     with pytest.raises(ServiceError) as info:
         decode_code(LAYOUT, mutate(good))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import assert_error, digit_png, files, npz, png
+from service_helpers import assert_error, digit_png, files, npz
 
 from service.app import create_app
 from service.config import Settings
@@ -172,7 +172,8 @@ def test_interpolation_json_png_gif_and_caching(api: Callable[..., TestClient], 
     strip = c.get("/interpolate", params={**q, "format": "png", "outputs": "texture,reconstruction"})
     assert Image.open(io.BytesIO(strip.content)).size == (4 * 34 + 2, 2 * 34 + 2)  # a row per output
     gif = c.get("/interpolate", params={**q, "format": "gif"})
-    assert gif.headers["content-type"] == "image/gif" and Image.open(io.BytesIO(gif.content)).n_frames == 4
+    assert gif.headers["content-type"] == "image/gif"
+    assert getattr(Image.open(io.BytesIO(gif.content)), "n_frames", 1) == 4
     explicit = c.get("/interpolate", params={"start_shape": ",".join(map(str, a["shape"])),
                                              "start_appearance": ",".join(map(str, a["appearance"])),
                                              "end": b["code"], "steps": 2, "format": "npz"})

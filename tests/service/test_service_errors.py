@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from pydantic import SecretStr
 from service_helpers import assert_error, files, png
 
 from service.app import create_app
@@ -110,7 +111,8 @@ def test_non_finite_and_foreign_latents(client: TestClient, code: str, tiny: Cal
 
 def test_bad_interpolation_parameters_each(client: TestClient, code: str) -> None:
     base = {"start": code, "end": code}
-    cases = [({"steps": 1000}, "steps_out_of_range"), ({"steps": 1}, "steps_out_of_range"),
+    cases: list[tuple[dict[str, Any], str]] = [
+             ({"steps": 1000}, "steps_out_of_range"), ({"steps": 1}, "steps_out_of_range"),
              ({"steps": "many"}, "validation_error"), ({"factor": "colour"}, "validation_error"),
              ({"format": "bmp"}, "validation_error"), ({"outputs": "albedo"}, "output_unavailable"),
              ({"end": None}, "latent_missing"), ({"start_class": "x", "start": None, "start_shape": "1",
@@ -137,7 +139,7 @@ def test_not_ready_before_the_lifespan_has_loaded(tiny: Callable[[str], Any]) ->
 
 
 def test_bearer_token_guards_product_endpoints_only(tiny: Callable[[str], Any]) -> None:
-    s = Settings(bundle=tiny("dae").bundle, auth_token="t0ken", intra_op_threads=1, log_json=False)
+    s = Settings(bundle=tiny("dae").bundle, auth_token=SecretStr("t0ken"), intra_op_threads=1, log_json=False)
     with TestClient(create_app(s)) as c:
         err = assert_error(c.post("/encode", files=files(DIGIT)), 401, "auth_required")
         assert "Bearer" in err["message"]
@@ -161,7 +163,7 @@ def test_bundle_problems_refuse_to_start_naming_them(tiny: Callable[[str], Any],
     with pytest.raises(StartupError, match="none of the requested providers"):
         Runtime.load(Settings(bundle=bundle, providers="NoSuchExecutionProvider"))
     (bundle / "warp.onnx").write_bytes((bundle / "warp.onnx").read_bytes() + b"\0")
-    with pytest.raises(BundleError, match="checksum mismatch for warp.onnx"):
+    with pytest.raises(BundleError, match=r"checksum mismatch for warp\.onnx"):
         Runtime.load(Settings(bundle=bundle))
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["variant"] = "nonsense"
