@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def swap_consistency(model: Model, latents: Latents, partner: Tensor, *, batch_s
 
 
 @torch.no_grad()
-def evaluate(model: Model, dataset: Dataset, *, batch_size: int = 256, device: torch.device | str = "cpu",
+def evaluate(model: Model, dataset: Dataset[Any] | Sequence[dict[str, Tensor]], *, batch_size: int = 256, device: torch.device | str = "cpu",
              seed: int = 0) -> dict[str, float]:
     """All metrics of ``model`` on ``dataset`` (items: dicts with "image", "label" [, ground truth]).
 
@@ -214,7 +215,7 @@ def evaluate(model: Model, dataset: Dataset, *, batch_size: int = 256, device: t
         sums[key] = sums.get(key, 0.0) + value * n
         counts[key] = counts.get(key, 0) + n
 
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):  # type: ignore[arg-type]
         x = batch["image"].to(device)
         y = torch.as_tensor(batch["label"]).long()
         n = x.shape[0]
