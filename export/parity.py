@@ -9,8 +9,13 @@ For each image set (random, real) and each batch size b (1, 7, 64; each a prefix
 - ``batch-vs-single``: each graph's batch-b outputs against the same rows run one image at a time in
   onnxruntime (b = 7, 64).
 
-Tolerances (max abs difference): 1e-4 against PyTorch (the issue's bound; measured ~1e-6, see the report),
-and :data:`BATCH_TOL` between batched and single-image onnxruntime runs.
+Tolerances (max abs difference): :data:`PARITY_TOL` = 1e-4 against PyTorch (the issue's bound) and
+:data:`BATCH_TOL` between batched and single-image onnxruntime runs. Measured on CPU (torch 2.13, onnxruntime
+1.32, default-width models with seeded-noise weights): worst onnx-vs-torch 8e-6 at 32 px, 2e-5 at 64 px,
+7e-5 at 128 px, always in ``warp.reconstruction``; every other output stays under 3e-6. The cause is the
+grid: the cumulative sum runs up to |Φ| ≈ 5 before the offset, where one float32 ulp is ~5e-7, and
+GridSample multiplies a grid error by (N - 1) / 2 pixels times the texture's slope. A sharp-textured 128 px
+model can therefore come close to 1e-4; that is float32, not an export bug (the other graphs show it).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from export.layout import GraphLayout
 from training.model import Model
 
 PARITY_TOL = 1e-4
-# Batched and single-image runs take different kernel blockings in onnxruntime's CPU convolutions, so they
-# are equal up to float32 summation order: measured ≤ 1e-6 on every variant; 1e-5 leaves head-room only.
-BATCH_TOL = 1e-5
+# onnxruntime's CPU kernels compute each image of a batch independently: batched and single-image results
+# were bit-identical (max diff 0.0) for every variant at 32, 64 and 128 px, with 1 or 2 threads. 1e-6 keeps
+# the check meaningful ("equal") while not failing on a provider that reorders a sum.
+BATCH_TOL = 1e-6
 BATCHES: tuple[int, ...] = (1, 7, 64)
 
 Arrays = dict[str, np.ndarray]
