@@ -34,10 +34,11 @@ REASONS: dict[str, str] = {
         "pool, inference pool), which on a shared, loaded 2-core machine cost a scheduler quantum each."
     ),
     "onnxruntime ≥ 1.5 × PyTorch eager at batch 1": (
-        "missed only for the `warp` graph, which is two CumSums, a Clip and one GridSample: in eager PyTorch "
+        "expected for the `warp` graph only, which is two CumSums, a Clip and one GridSample: in eager PyTorch "
         "these are a handful of ATen kernels with microseconds of dispatch, so there is no framework overhead "
         "for onnxruntime to remove and both take about 0.1 ms. The export pays off where the work is, the "
-        "encoder and decoders (convolutions), and on the full reconstruct path."
+        "encoder and decoders (convolutions), and on the full reconstruct path. A miss on another path would "
+        "be noise from the shared machine: compare its p95 and rerun."
     ),
     "batching on ≥ 1.3 × batching off at 32 clients on CPU": (
         "batching saves the model's per-call cost, and at 32×32 that cost is small next to the per-request HTTP "

@@ -129,8 +129,8 @@ def batching_on_vs_off(result: Result, clients: int = 32) -> list[Target]:
         if on and off:
             out.append(
                 Target(
-                    f"batching on ≥ 1.3 × batching off at {clients} clients on CPU",
-                    f"/{endpoint}, batching {mode}, 1 image/request, "
+                    "batching on ≥ 1.3 × batching off at 32 clients on CPU",
+                    f"/{endpoint}, {clients} clients, batching {mode}, 1 image/request, "
                     f"avg batch {on[0]['avg_batch'].get('encode', float('nan')):.1f}",
                     f"{on[0]['images_per_s']:.0f} vs {off[0]['images_per_s']:.0f} img/s",
                     _ratio(on[0]["images_per_s"], off[0]["images_per_s"]),
