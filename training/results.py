@@ -155,9 +155,11 @@ def draw_figures(runs: list[Run], fig_dir: Path, *, data_dir: str | None, image_
         for a, b in pairs:
             for factor in ("shape", "appearance"):
                 strip = figures.interpolation_strip(models[r.name], images[a], images[b], factor)
-                strips.append((f"{factor}\n{int(labels[a])}→{int(labels[b])}", strip))
+                ends = torch.cat((images[a][None], strip, images[b][None]))  # inputs A and B framing the strip
+                strips.append((f"{factor}\n{int(labels[a])}→{int(labels[b])}", ends))
         figures.save_image_grid(strips, fig_dir / f"interpolation_{r.name}.png",
-                                title=f"{r.name}: one factor from A to B, the other held at A")
+                                title=f"{r.name}: one factor from A to B, the other held at A",
+                                column_labels=["input A", *[""] * 8, "input B"])
         mark(f"{r.name}: shape-only and appearance-only interpolation", f"interpolation_{r.name}.png")
         digit = images[labels == ALIGN_DIGIT][:8]
         if digit.shape[0] >= 2:
