@@ -1,30 +1,21 @@
 """Fixtures for the exporter tests: real MNIST, tiny checkpoints of every variant, and their bundles.
 
 Torch runs single-threaded inside the fixtures: on a shared 2-core machine that is ~3× faster than two
-contending threads, and it is restored afterwards. Helpers live in ``bundle_fixtures.py``.
+contending threads, and it is restored afterwards. Helpers live in ``bundle_fixtures.py``; ``mnist_dir``
+(real MNIST: $MNIST_DIR, else ../shared/data/mnist) comes from the project-wide tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle_fixtures import REPO, VARIANTS, one_thread, write_checkpoint
+from bundle_fixtures import VARIANTS, one_thread, write_checkpoint
 
 from export.bundle import export_bundle
-
-
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    """Real MNIST: $MNIST_DIR, else ../shared/data/mnist beside the checkout."""
-    path = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
-    if not any((path / f"t10k-images-idx3-ubyte{s}").exists() for s in ("", ".gz")):
-        pytest.fail(f"real MNIST not found at {path}: set MNIST_DIR or `python -m training fetch-mnist --dest DIR`")
-    return path
 
 
 @pytest.fixture(scope="session")
