@@ -181,6 +181,8 @@ def export_bundle(
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     manifest_name = bundle_name(out, name)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder")
     model, state = load_checkpoint(checkpoint)
     cfg = model.cfg
     say(

@@ -233,6 +233,8 @@ def test_bad_checkpoint_and_bad_name_fail_clearly(tmp_path: Path, exported: Expo
     with pytest.raises(ExportError, match=r"--name 'has spaces/and slash' is not a valid bundle name"):
         export_bundle(exported("dae")[0], tmp_path / "b", name="has spaces/and slash", verify=False, progress=None)
     assert not (tmp_path / "b").exists()
+    with pytest.raises(ExportError, match="exists and is not a folder"):
+        export_bundle(exported("dae")[0], junk, progress=None)
 
 
 def test_opset_18_export_verifies(exported: Exported, tmp_path: Path, mnist_dir: Path) -> None:
