@@ -161,6 +161,12 @@ def start_server(bundle: Path | None, log: Path, *, wait_ready: bool = True, **s
 
 
 @pytest.fixture(scope="session")
+def launch() -> Callable[..., Server]:
+    """``start_server`` itself, for tests that manage one server's life (SIGTERM, failed start-up)."""
+    return start_server
+
+
+@pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
     """Factory: ``serve(bundle, max_wait_ms=50, ...)`` → a ready Server; all are SIGTERMed at session end."""
     servers: list[Server] = []

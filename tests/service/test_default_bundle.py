@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
-from conftest import Server
 from service_helpers import digit_png, files, npz
 
 
-def test_default_bundle_serves_real_digits(default_bundle: Path, serve: Callable[..., Server],
+def test_default_bundle_serves_real_digits(default_bundle: Path, serve: Callable[..., Any],
                                            mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
     server = serve(None)  # no DAE_BUNDLE: the package-relative default must be found
     meta = httpx.get(f"{server.url}/v2").json()

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-from conftest import Server, start_server
 from service_helpers import digit_png, files, npz
 
 
@@ -28,7 +27,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_concurrent_requests_form_batches(serve: Callable[..., Server], tiny: Callable[[str], Any],
+def test_concurrent_requests_form_batches(serve: Callable[..., Any], tiny: Callable[[str], Any],
                                           mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
     server = serve(tiny("dae").bundle, max_wait_ms=150, max_batch=32)
     blobs = [digit_png(mnist_digits, i) for i in range(8)]
@@ -59,7 +58,7 @@ def test_concurrent_requests_form_batches(serve: Callable[..., Server], tiny: Ca
     assert m["providers"]["warp"] == ["CPUExecutionProvider"]
 
 
-def test_queue_bound_gives_429_and_the_deadline_504(serve: Callable[..., Server], tiny: Callable[[str], Any],
+def test_queue_bound_gives_429_and_the_deadline_504(serve: Callable[..., Any], tiny: Callable[[str], Any],
                                                     mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
     server = serve(tiny("dae").bundle, queue_size=4, max_images_per_request=4, max_wait_ms=1500, max_batch=64,
                    deadline_s=0.5)
@@ -89,8 +88,9 @@ def test_queue_bound_gives_429_and_the_deadline_504(serve: Callable[..., Server]
 
 
 def test_sigterm_turns_unready_refuses_new_work_and_finishes_accepted(
-        tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
-    server = start_server(tiny("dae").bundle, tmp_path / "drain.log", max_wait_ms=1000, shutdown_delay_s=0.8)
+        tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray], tmp_path: Path,
+        launch: Callable[..., Any]) -> None:
+    server = launch(tiny("dae").bundle, tmp_path / "drain.log", max_wait_ms=1000, shutdown_delay_s=0.8)
     blob = digit_png(mnist_digits, 0)
     accepted: dict[str, httpx.Response] = {}
     t = threading.Thread(target=lambda: accepted.update(r=httpx.post(f"{server.url}/encode", files=files(blob),
@@ -115,7 +115,7 @@ def test_sigterm_turns_unready_refuses_new_work_and_finishes_accepted(
                for rec in lines)
 
 
-def test_a_broken_bundle_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "no-such-bundle", tmp_path / "broken.log", wait_ready=False)
+def test_a_broken_bundle_refuses_to_start_with_a_clear_message(tmp_path: Path, launch: Callable[..., Any]) -> None:
+    server = launch(tmp_path / "no-such-bundle", tmp_path / "broken.log", wait_ready=False)
     assert server.proc.wait(60) != 0
     assert "does not exist" in server.logs()
