@@ -25,12 +25,9 @@ REASONS: dict[str, str] = {
         "difference we could tell from the noise on this machine."
     ),
     "service p50 at 1 client ≤ in-process batch-1 latency + 3 ms": (
-        "with the default `DAE_MAX_WAIT_MS=2` a lone request waits the whole 2 ms for company in each batcher "
-        "queue it passes (/encode: one queue, /reconstruct: two), see the `queue ms` column [2.3 ms and 4.7 ms]. "
-        "Mode `on-wait0` (`DAE_MAX_WAIT_MS=0`) removes that wait [queue 0.1 ms] and still forms batches under "
-        "load, because requests queue up behind the batch that is running [avg batch 15 at 32 clients]; we "
-        "recommend it as the CPU default (or a policy that waits only while a batch is running). What remains "
-        "is the HTTP path itself (about 2 ms of Python per request, see above) and two thread hand-offs (decode "
+        "the batcher adds no wait by default (`DAE_MAX_WAIT_MS=0`: a lone request starts at once; mode "
+        "`on-wait2` shows what a 2 ms wait per queue costs, see the `queue ms` column). What remains is the "
+        "HTTP path itself (about 2 ms of Python per request, see above) and two thread hand-offs (decode "
         "pool, inference pool), which on a shared, loaded 2-core machine cost a scheduler quantum each."
     ),
     "onnxruntime ≥ 1.5 × PyTorch eager at batch 1": (
@@ -61,7 +58,7 @@ FINDINGS: list[str] = [
     "- **The service at one client** (py-spy, /encode, batching on): the event loop is busy about 30 % of the "
     "wall time, about 2 ms per request, spread over uvicorn/h11, the multipart parser, FastAPI's dependency "
     "solving, pydantic and JSON; the inference and decode threads are almost always waiting. The rest of the "
-    "latency is the batcher's 2 ms wait per queue (see the `on` vs `on-wait0` rows) and thread hand-offs.",
+    "latency is thread hand-offs (and, in mode `on-wait2`, the batcher's 2 ms wait per queue).",
     "- **The service under load**: `busy` stays well below 1 for /encode, so more clients add queueing, not "
     "throughput; the one event loop is the bottleneck. For /reconstruct the four graphs are a larger share.",
     "- **Pictures cost more than the model**: the default /reconstruct (JSON with every picture as a PNG) "

@@ -108,9 +108,10 @@ def service_section(result: Result, fig: str) -> list[str]:
         "",
         f"Bundle `{s['bundle']}` ({s['image_size']}×{s['image_size']}), payload: {s['payload']}. Each cell: "
         f"a separate `python -m bench.loadgen` process, closed loop, at most {s['settings']['seconds']:g} s and "
-        f"{s['settings']['max_requests']} requests. Batching on = `DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=2` (the "
-        "defaults); off = `DAE_MAX_BATCH=1 DAE_MAX_WAIT_MS=0` (a multi-image request is still one batch); "
-        "on-wait0 = `DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=0` (a batch starts as soon as the model is free). "
+        f"{s['settings']['max_requests']} requests. Batching on = `DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=0` (the "
+        "defaults: a batch starts as soon as the model is free, and whatever queued meanwhile rides in it); "
+        "off = `DAE_MAX_BATCH=1 DAE_MAX_WAIT_MS=0` (a multi-image request is still one batch); "
+        "on-wait2 = `DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=2` (the oldest item also waits up to 2 ms for company). "
         "`server ms` is the server's own request histogram, `queue ms` the batcher queues, `model ms` the "
         "graphs' time per batch, `busy` model-seconds per second of wall time.",
         "",

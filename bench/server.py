@@ -1,6 +1,6 @@
 """Start the real service (``python -m service``) as a child process on loopback, watch its memory, stop it.
 
-    with ServiceProcess(bundle, max_batch=32, max_wait_ms=2.0) as srv:
+    with ServiceProcess(bundle, max_batch=32, max_wait_ms=0.0) as srv:
         srv.url("/encode"); srv.metrics(); srv.memory.samples
 
 Memory is read from ``/proc/<pid>/status`` (``VmRSS`` now, ``VmHWM`` the peak) by a sampler thread, once per

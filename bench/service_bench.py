@@ -42,7 +42,7 @@ ENDPOINTS: dict[str, str] = {
 RENDERED = ("reconstruct (default JSON, all pictures)", "/reconstruct")
 # (DAE_MAX_BATCH, DAE_MAX_WAIT_MS): the defaults; no batching; batching without waiting for company (a batch
 # starts as soon as the previous one is done, so batches form only while the model is busy).
-MODES: dict[str, tuple[int, float]] = {"on": (32, 2.0), "off": (1, 0.0), "on-wait0": (32, 0.0)}
+MODES: dict[str, tuple[int, float]] = {"on": (32, 0.0), "off": (1, 0.0), "on-wait2": (32, 2.0)}
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class ServiceSettings:
     memory_seconds: float = 120.0
     memory_clients: int = 16
     rendered_clients: int = 16
-    modes: tuple[str, ...] = ("on", "off", "on-wait0")
+    modes: tuple[str, ...] = ("on", "off", "on-wait2")
 
 
 def bench_service(

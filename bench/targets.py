@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Result = dict[str, Any]
-ON_MODES = ("on", "on-wait0")  # the modes of bench.service_bench.MODES that batch
+ON_MODES = ("on", "on-wait2")  # the modes of bench.service_bench.MODES that batch
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ One ``Batcher`` per queue (the service has two: ``encode`` for images, ``decode`
 ``submit``s its rows as one item; items are never split, so an interpolation's frames are one decoder batch.
 
 - a batch starts when ``max_batch`` images are waiting or the oldest item has waited ``max_wait``;
+  batches run one at a time per queue, so with the default ``max_wait = 0`` a lone request starts at once and
+  requests that arrive while a batch runs form the next one (batching that costs no latency at low load);
+  a positive ``max_wait`` trades latency for bigger batches;
 - admission is refused at once when the queue would exceed ``queue_size`` images → ``QueueFullError``
   (429) with ``Retry-After`` estimated from recent batch times;
 - every request has a deadline: the waiting request gives up exactly at it (504) and leaves the queue, and the

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
     # -- batching and overload ------------------------------------------------------------------------------
     max_batch: int = Field(default=32, ge=1, le=4096)  # images (or latent rows) per model call
-    max_wait_ms: float = Field(default=2.0, ge=0)  # how long the first queued item waits for company
+    max_wait_ms: float = Field(default=0.0, ge=0)  # extra wait of the oldest item for company (see batching.py)
     queue_size: int = Field(default=256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
     deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
     workers: int = Field(default=2, ge=1, le=64)  # threads that run inference (one batch each at a time)
