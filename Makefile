@@ -39,7 +39,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy training export service bench
 
 results: $(VENV)/.installed
-	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs
+	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs --epochs $${RESULTS_EPOCHS:-1}
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
