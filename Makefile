@@ -11,6 +11,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BUNDLE ?= models/mnist
 PYTEST_ARGS ?=
+# Passive OpenMP waiting: spinning threads of one process starve the others on shared cores (see training/__init__.py).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv run test lint results bench bench-ci stress docker-check clean
 
