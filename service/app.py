@@ -23,7 +23,7 @@ from service.engine import Engine
 from service.errors import install_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContext
-from service.routes import health, images, latents, models
+from service.routes import health, images, latents, models, page
 from service.routes.deps import AppState
 from service.runtime import Runtime
 
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.dae = state
     install_handlers(app)
-    for router in (health.router, models.router, images.router, latents.router):
+    for router in (health.router, models.router, images.router, latents.router, page.router):
         app.include_router(router)
     if settings.cors_list:
         app.add_middleware(
