@@ -14,6 +14,7 @@ Exit status: 0 ok, 1 the bundle or export failed (the message says which stage a
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ def _export_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 16: GridSample)")
     p.add_argument("--no-verify", action="store_true", help="skip verification and parity (not recommended)")
+    p.add_argument("--metrics", type=Path, default=None,
+                   help="JSON of evaluation metrics (python -m training evaluate --out) to record in the manifest")
     return p
 
 
@@ -67,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         from export.bundle import export_bundle
 
         a = _export_parser().parse_args(args_list)
+        metrics = None
+        if a.metrics is not None:
+            try:
+                metrics = json.loads(a.metrics.read_text())
+            except (OSError, ValueError) as e:
+                raise ExportError(f"--metrics {a.metrics}: cannot read a JSON object of metrics: {e}") from e
+            if not isinstance(metrics, dict):
+                raise ExportError(f"--metrics {a.metrics}: expected a JSON object of metric names to numbers")
         export_bundle(
             a.checkpoint,
             a.out,
@@ -75,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             verify=not a.no_verify,
             data_dir=a.data_dir,
             command=shlex.join(["python", "-m", "export", *args_list]),
+            metrics=metrics,
         )
         return 0
     except (ExportError, BundleError) as e:

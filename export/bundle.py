@@ -171,11 +171,14 @@ def export_bundle(
     data_dir: Path | None = None,
     progress: Callable[[str], None] | None = print,
     command: str | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> Manifest:
     """Export every graph of ``checkpoint``'s model to ``out`` with a manifest, verified unless told not to.
 
     ``command`` is recorded as the export command (the CLI passes its own argv); by default an equivalent
-    ``python -m export ...`` line. Raises ExportError / ParityError / BundleError; ``out`` is untouched then.
+    ``python -m export ...`` line. ``metrics`` (e.g. the JSON of ``python -m training evaluate``) join the
+    checkpoint's own metrics in the manifest's provenance.
+    Raises ExportError / ParityError / BundleError; ``out`` is untouched then.
     """
     say = (lambda m: progress(f"[export] {m}")) if progress is not None else (lambda m: None)
     checkpoint, out = Path(checkpoint), Path(out)
@@ -184,6 +187,8 @@ def export_bundle(
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
     model, state = load_checkpoint(checkpoint)
+    if metrics:
+        state = {**state, "metrics": {**(state.get("metrics") or {}), **metrics}}
     cfg = model.cfg
     say(
         f"loaded {checkpoint}: {cfg.variant}, {cfg.image_size}px, {cfg.channels} ch, warp {cfg.warp}, "
