@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 metrics = json.loads(a.metrics.read_text())
             except (OSError, ValueError) as e:
                 raise ExportError(f"--metrics {a.metrics}: cannot read a JSON object of metrics: {e}") from e
+            if isinstance(metrics, dict) and isinstance(metrics.get("metrics"), dict):
+                metrics = metrics["metrics"]  # the report of `python -m training evaluate --out`
             if not isinstance(metrics, dict):
                 raise ExportError(f"--metrics {a.metrics}: expected a JSON object of metric names to numbers")
         export_bundle(
