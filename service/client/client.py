@@ -1,0 +1,227 @@
+"""``Client`` (sync) and ``AsyncClient`` (asyncio) for the DAE service, on httpx. Same methods, same results.
+
+    from service.client import Client
+    with Client("http://127.0.0.1:8000") as dae:
+        a, b = dae.encode_batch(["three.png", "seven.png"])
+        dae.reconstruct("three.png").images["warped_grid"].save("grid.png")
+        frames = dae.interpolate(a, b, steps=8, factor="shape")        # list[Result], frames[i].t
+
+    async with AsyncClient(url, timeout=10, retry=RetryPolicy(attempts=6)) as dae:
+        res = await dae.swap("three.png", "seven.png")
+
+Errors: ``APIError`` (status, stable ``code``, message, request_id, retry_after), ``TransportError``,
+``RequestTimeoutError``. 429 / 503 and refused connections are retried (``RetryPolicy``), honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from service.client import requests as rq
+from service.client.errors import APIError, RequestTimeoutError, TransportError
+from service.client.requests import ClassInput, Factor, LatentInput
+from service.client.results import Encoding, ImageInput, Result
+from service.client.retry import RetryPolicy
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+Outputs = Sequence[str] | str | None
+
+
+def default_url() -> str:
+    return os.environ.get("DAE_SERVICE_URL", DEFAULT_URL)
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    h = {"Accept": "application/json", "User-Agent": "dae-client/1"}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    return h
+
+
+def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+    return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+
+def _result(call: rq.Call, r: httpx.Response) -> Any:
+    if call.raw:
+        return r.content
+    try:
+        body = r.json()
+    except ValueError as e:
+        raise APIError(r.status_code, "bad_response", f"expected JSON, got {r.headers.get('content-type')}") from e
+    return call.parse(body)
+
+
+def _transport(e: httpx.HTTPError, url: str) -> TransportError:
+    if isinstance(e, httpx.TimeoutException):
+        return RequestTimeoutError(f"no answer from {url} within the timeout ({type(e).__name__})")
+    return TransportError(f"cannot reach {url}: {e or type(e).__name__}")
+
+
+class _Base:
+    def __init__(self, url: str | None, token: str | None, timeout: float | httpx.Timeout,
+                 retry: RetryPolicy | None) -> None:
+        self.url = (url or default_url()).rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self._args: dict[str, Any] = {"base_url": self.url, "headers": _headers(token), "timeout": _timeout(timeout)}
+
+
+class Client(_Base):
+    """Blocking client. ``timeout``: seconds per try (or an ``httpx.Timeout``); ``token``: DAE_AUTH_TOKEN."""
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float | httpx.Timeout = 30.0,
+                 retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(url, token, timeout, retry)
+        self._http = httpx.Client(transport=transport, **self._args)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: rq.Call) -> Any:
+        for attempt in range(self.retry.attempts):
+            try:
+                r = self._http.request(call.method, call.path, params=call.params, files=call.files, json=call.json)
+            except httpx.TimeoutException as e:
+                raise _transport(e, self.url) from e
+            except httpx.TransportError as e:
+                if not self.retry.should_retry(attempt, None):
+                    raise _transport(e, self.url) from e
+                time.sleep(self.retry.delay(attempt))
+                continue
+            if r.is_success:
+                return _result(call, r)
+            err = APIError.from_response(r)
+            if not self.retry.should_retry(attempt, r.status_code):
+                raise err
+            time.sleep(self.retry.delay(attempt, err.retry_after))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def metadata(self) -> dict[str, Any]:
+        """``/v2/models/{name}`` of the served model: variant, latent sizes, class names, outputs, limits."""
+        name = self._send(rq.Call("GET", "/v2"))["models"][0]
+        return dict(self._send(rq.Call("GET", f"/v2/models/{name}")))
+
+    def encode(self, image: ImageInput) -> Encoding:
+        return self.encode_batch([image])[0]
+
+    def encode_batch(self, images: Sequence[ImageInput]) -> list[Encoding]:
+        return self._send(rq.encode(images))
+
+    def reconstruct(self, image: ImageInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
+        return self.reconstruct_batch([image], outputs=outputs, class_=class_)[0]
+
+    def reconstruct_batch(self, images: Sequence[ImageInput], *, outputs: Outputs = None,
+                          class_: ClassInput = None) -> list[Result]:
+        return self._send(rq.reconstruct(images, outputs, class_))
+
+    def decode(self, latent: LatentInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
+        return self.decode_batch([latent], outputs=outputs, class_=class_)[0]
+
+    def decode_batch(self, latents: Sequence[LatentInput], *, outputs: Outputs = None,
+                     class_: ClassInput = None) -> list[Result]:
+        return self._send(rq.decode(latents, outputs, class_))
+
+    def swap(self, shape: ImageInput, appearance: ImageInput, *, outputs: Outputs = None,
+             class_: ClassInput = None) -> Result:
+        """The shape of ``shape`` with the appearance of ``appearance``."""
+        return self._send(rq.swap(shape, appearance, outputs, class_))
+
+    def interpolate(self, start: LatentInput, end: LatentInput, *, steps: int = 8, factor: Factor = "both",
+                    outputs: Outputs = None, class_: ClassInput = None) -> list[Result]:
+        """``steps`` frames from ``start`` to ``end`` moving ``factor``; the ends are the given latents exactly."""
+        return self._send(rq.interpolate(start, end, steps, factor, outputs, class_))
+
+    def interpolate_gif(self, start: LatentInput, end: LatentInput, *, steps: int = 8, factor: Factor = "both",
+                        outputs: Outputs = None, class_: ClassInput = None) -> bytes:
+        """The same frames as an animated GIF, rendered by the service."""
+        return self._send(rq.interpolate(start, end, steps, factor, outputs, class_, "gif"))
+
+
+class AsyncClient(_Base):
+    """The asyncio twin of ``Client`` (``await`` every method; ``async with``)."""
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float | httpx.Timeout = 30.0,
+                 retry: RetryPolicy | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(url, token, timeout, retry)
+        self._http = httpx.AsyncClient(transport=transport, **self._args)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: rq.Call) -> Any:
+        for attempt in range(self.retry.attempts):
+            try:
+                r = await self._http.request(call.method, call.path, params=call.params, files=call.files,
+                                             json=call.json)
+            except httpx.TimeoutException as e:
+                raise _transport(e, self.url) from e
+            except httpx.TransportError as e:
+                if not self.retry.should_retry(attempt, None):
+                    raise _transport(e, self.url) from e
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            if r.is_success:
+                return _result(call, r)
+            err = APIError.from_response(r)
+            if not self.retry.should_retry(attempt, r.status_code):
+                raise err
+            await asyncio.sleep(self.retry.delay(attempt, err.retry_after))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def metadata(self) -> dict[str, Any]:
+        name = (await self._send(rq.Call("GET", "/v2")))["models"][0]
+        return dict(await self._send(rq.Call("GET", f"/v2/models/{name}")))
+
+    async def encode(self, image: ImageInput) -> Encoding:
+        return (await self.encode_batch([image]))[0]
+
+    async def encode_batch(self, images: Sequence[ImageInput]) -> list[Encoding]:
+        return await self._send(rq.encode(images))
+
+    async def reconstruct(self, image: ImageInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
+        return (await self.reconstruct_batch([image], outputs=outputs, class_=class_))[0]
+
+    async def reconstruct_batch(self, images: Sequence[ImageInput], *, outputs: Outputs = None,
+                                class_: ClassInput = None) -> list[Result]:
+        return await self._send(rq.reconstruct(images, outputs, class_))
+
+    async def decode(self, latent: LatentInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
+        return (await self.decode_batch([latent], outputs=outputs, class_=class_))[0]
+
+    async def decode_batch(self, latents: Sequence[LatentInput], *, outputs: Outputs = None,
+                           class_: ClassInput = None) -> list[Result]:
+        return await self._send(rq.decode(latents, outputs, class_))
+
+    async def swap(self, shape: ImageInput, appearance: ImageInput, *, outputs: Outputs = None,
+                   class_: ClassInput = None) -> Result:
+        return await self._send(rq.swap(shape, appearance, outputs, class_))
+
+    async def interpolate(self, start: LatentInput, end: LatentInput, *, steps: int = 8, factor: Factor = "both",
+                          outputs: Outputs = None, class_: ClassInput = None) -> list[Result]:
+        return await self._send(
+            rq.interpolate(start, end, steps, factor, outputs, class_))
+
+    async def interpolate_gif(self, start: LatentInput, end: LatentInput, *, steps: int = 8,
+                              factor: Factor = "both", outputs: Outputs = None, class_: ClassInput = None) -> bytes:
+        return await self._send(
+            rq.interpolate(start, end, steps, factor, outputs, class_, "gif"))
