@@ -24,6 +24,7 @@ from service.logs import configure
 from service.routes.deps import AppState
 
 log = logging.getLogger("service")
+MAX_HEAD_BYTES = 256 * 1024
 
 
 class DrainingServer(uvicorn.Server):
@@ -69,6 +70,10 @@ def main() -> int:
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or 1,
         lifespan="on",
+        # h11 refuses a request head (request line + headers) that arrives in pieces once 16 KiB are buffered,
+        # so whether a long query (e.g. explicit latents in /interpolate) parsed depended on how TCP split it.
+        # Heads up to this size now always parse, and the handlers answer them with their own 4xx.
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
     server = DrainingServer(config, app.state.dae)
     server.run()
