@@ -195,8 +195,8 @@ def swap_consistency(model: Model, latents: Latents, partner: Tensor, *, batch_s
 
 
 @torch.no_grad()
-def evaluate(model: Model, dataset: Dataset[Any] | Sequence[dict[str, Tensor]], *, batch_size: int = 256, device: torch.device | str = "cpu",
-             seed: int = 0) -> dict[str, float]:
+def evaluate(model: Model, dataset: Dataset[Any] | Sequence[dict[str, Tensor]], *, batch_size: int = 256,
+             device: torch.device | str = "cpu", seed: int = 0) -> dict[str, float]:
     """All metrics of ``model`` on ``dataset`` (items: dicts with "image", "label" [, ground truth]).
 
     Deterministic: no shuffling; the swap pairs come from ``seed``. The model is put in eval mode.
