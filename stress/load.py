@@ -251,9 +251,9 @@ async def soak(target: Target, rate: float, seconds: float, pid: int, max_in_fli
     return total, series
 
 
-def server_side_max_s(metrics_text: str, endpoint: str, status: int) -> tuple[int, float]:
-    """From /metrics: (count, upper bound of the smallest histogram bucket holding every request) of
-    ``dae_request_duration_seconds`` for this endpoint and status. This is the time the server itself took,
+def server_side_s(metrics_text: str, endpoint: str, status: int, q: float = 1.0) -> tuple[int, float]:
+    """From /metrics: (count, upper bound of the smallest histogram bucket holding a fraction ``q`` of the
+    requests) of ``dae_request_duration_seconds`` for this endpoint and status. This is the time the server itself took,
     from the first byte it handled to its answer — not the client's wait in the kernel's accept queue."""
     buckets: list[tuple[float, float]] = []
     for line in metrics_text.splitlines():
@@ -265,4 +265,4 @@ def server_side_max_s(metrics_text: str, endpoint: str, status: int) -> tuple[in
         return 0, 0.0
     buckets.sort()
     total = buckets[-1][1]
-    return int(total), next(le for le, n in buckets if n >= total)
+    return int(total), next(le for le, n in buckets if n >= q * total)
