@@ -38,7 +38,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy training export service bench
+	$(VENV)/bin/mypy training export service bench stress
 
 results: $(VENV)/.installed
 	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs --epochs $${RESULTS_EPOCHS:-1}
@@ -58,3 +58,8 @@ bench: $(VENV)/.installed
 
 bench-ci: $(VENV)/.installed
 	MNIST_DIR=$${MNIST_DIR:-../shared/data/mnist} $(PY) -m bench --profile ci --out build/bench-ci --work build/bench-ci-work
+
+# Reliability (stress/): bursts of 10x measured capacity and a 3-minute soak against a real server on loopback
+# -> docs/reliability.md + docs/figures/reliability_soak.png (about 5 minutes). The quick parts are in `make test`.
+stress: $(VENV)/.installed
+	$(PY) -m stress --profile full --out docs --work build/stress-work
