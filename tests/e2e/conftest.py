@@ -20,8 +20,10 @@ def page_server(tiny: Callable[[str], Any], serve: Callable[..., Any]) -> Any:
     return serve(tiny("class-aware").bundle, max_wait_ms=1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Chromium, closed after each module: while Playwright's sync API is open, the main thread counts as
+    running an asyncio loop, so any later ``asyncio.run`` (other test modules) would fail."""
     reason = missing_reason()
     if reason is not None:
         if strict():
