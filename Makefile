@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # Passive OpenMP waiting: spinning threads of one process starve the others on shared cores (see training/__init__.py).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv run test lint results bench bench-ci stress docker-check clean
+.PHONY: venv run test lint results bench bench-ci stress docker-check default-model clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,3 +63,16 @@ bench-ci: $(VENV)/.installed
 # -> docs/reliability.md + docs/figures/reliability_soak.png (about 5 minutes). The quick parts are in `make test`.
 stress: $(VENV)/.installed
 	$(PY) -m stress --profile full --out docs --work build/stress-work
+
+# The committed default bundle (models/mnist): train on the full MNIST training set, evaluate, export verified.
+# DEFAULT_VARIANT is the variant docs/results.md shows best; see models/README.md for the run that made it.
+DEFAULT_VARIANT ?= class-aware
+DEFAULT_EPOCHS ?= 3
+MNIST_DIR ?= ../shared/data/mnist
+default-model: $(VENV)/.installed
+	$(PY) -m training fit --data mnist --data-dir $(MNIST_DIR) --image-size 32 --variant $(DEFAULT_VARIANT) \
+		--epochs $(DEFAULT_EPOCHS) --seed 0 --out runs/default
+	$(PY) -m training evaluate --checkpoint runs/default/last.pt --data mnist --data-dir $(MNIST_DIR) \
+		--out runs/default/eval.json
+	$(PY) -m export --checkpoint runs/default/last.pt --out models/mnist --name mnist --data-dir $(MNIST_DIR) \
+		--metrics runs/default/eval.json
