@@ -102,6 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return state.engine.runtime.primary_provider if state.engine is not None else None
 
     app.add_middleware(
-        RequestContext, metrics=state.metrics, max_body_bytes=settings.max_body_bytes, provider=provider
+        RequestContext,
+        metrics=state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        provider=provider,
+        max_inflight=settings.max_inflight,
     )
     return app

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(default=0.0, ge=0)  # extra wait of the oldest item for company (see batching.py)
     queue_size: int = Field(default=256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
     deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
+    max_inflight: int = Field(default=128, ge=1)  # product requests in progress at once; beyond: 429 at once
     workers: int = Field(default=2, ge=1, le=64)  # threads that run inference (one batch each at a time)
 
     # -- input limits ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ dae_inference_seconds{stage}                              encoder | texture | de
 dae_batch_size{queue}                                     images (or latent rows) per model call
 dae_batches_total{queue}, dae_batch_images_total{queue}   average batch size = images / batches
 dae_queue_depth{queue}                                    images waiting now
-dae_rejections_total{reason}                              queue_full | deadline | draining | not_ready | auth
+dae_rejections_total{reason}                              queue_full | inflight | deadline | draining | not_ready | auth
 dae_model_info{name, version, sha256, variant, providers} 1 while a model is loaded
 """
 

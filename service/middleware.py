@@ -5,6 +5,10 @@
 - body limit: a ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read (413
   ``body_too_large``); a chunked body is counted as it streams and refused the moment it passes the limit
   (Starlette itself caps neither uploads nor raw bodies).
+- admission: at most ``max_inflight`` product requests (``PRODUCT_PATHS``) are being read, decoded, queued
+  or answered at once; one more gets 429 ``queue_full`` with ``Retry-After`` before its body is read. The
+  batch queues bound *images* but only see a request after its upload is parsed; this bounds what a burst
+  can hold in memory (``max_inflight × max_body_bytes``) and makes refusals instant.
 - ``X-Execution-Provider`` on every response once a model is loaded.
 """
 
@@ -20,11 +24,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLargeError, error_response
+from service.errors import PayloadTooLargeError, QueueFullError, error_response
 from service.metrics import Metrics
 
 access = logging.getLogger("service.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+PRODUCT_PATHS = frozenset({"/encode", "/reconstruct", "/decode", "/swap", "/interpolate"})
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -36,12 +41,20 @@ class BodyTooLarge(StarletteHTTPException):
 
 class RequestContext:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, provider: Callable[[], str | None]
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        provider: Callable[[], str | None],
+        max_inflight: int = 128,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.provider = provider
+        self.max_inflight = max_inflight
+        self.inflight = 0  # product requests admitted and not yet answered (one event loop: no lock needed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,11 +81,25 @@ class RequestContext:
             await send(message)
 
         length = headers.get("content-length")
+        product = scope["path"] in PRODUCT_PATHS
         if length is not None and length.isdigit() and int(length) > self.max_body:
             err = PayloadTooLargeError(
                 f"request body of {length} bytes exceeds the limit of {self.max_body} bytes"
             )
             await error_response(err, rid)(scope, receive, send_wrapped)
+        elif product and self.inflight >= self.max_inflight:
+            self.metrics.rejections.labels("inflight").inc()
+            full = QueueFullError(
+                f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
+                headers={"Retry-After": "1"},
+            )
+            await error_response(full, rid)(scope, receive, send_wrapped)
+        elif product:
+            self.inflight += 1
+            try:
+                await self.app(scope, self._counting(receive), send_wrapped)
+            finally:
+                self.inflight -= 1
         else:
             await self.app(scope, self._counting(receive), send_wrapped)
         self._record(scope, status[0], time.perf_counter() - start, rid)
@@ -94,7 +121,8 @@ class RequestContext:
     def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         route = scope.get("route")
         # The route template, never the raw path: raw paths would give every 404 its own time series.
-        endpoint = getattr(route, "path", None) or "unmatched"
+        # Requests refused here (413, admission) never reach a route: a product path is still a known template.
+        endpoint = getattr(route, "path", None) or (scope["path"] if scope["path"] in PRODUCT_PATHS else "unmatched")
         self.metrics.request_duration.labels(endpoint, scope["method"], str(status)).observe(seconds)
         access.info(
             "request",
