@@ -9,8 +9,11 @@ warp terms (weight 1e-6); the equivalences below let a user translate weights ei
 - bias reduction here is ``mean_{c,i,j}((1/B) Σ_b R)^2`` with weight 1e-2, the release's MSE term as is.
 - intrinsic shading smoothness is the mean of squared forward differences of the shading; the release's
   ``1e-6 * sum`` equals ``1e-6 * 2 * B * N * (N - 1) * mean``: 0.52 × mean at B=64, N=64 (our default 0.5).
-- class-aware: mean cross-entropy of the class head, weight 1.0 (the authors released no weight; 1.0 trains
-  the classifier to >97 % on MNIST within an epoch without hurting reconstruction, see docs/results.md).
+- class-aware: mean cross-entropy of the class head, weight 0.01 (the authors released no weight). Measured on
+  MNIST 32×32, 300 steps of batch 64 (train L1 reconstruction / test accuracy): weight 1.0 → 0.089 / 97 %,
+  0.05 → 0.067 / 96 %, 0.01 → 0.059 / 91 %, 0 → 0.057 / 12 % (the plain DAE: 0.054). The head shares the
+  encoder's bottleneck, so a large weight reshapes the latents for the classifier at the cost of reconstruction;
+  Adam's per-parameter scaling still trains the head itself at full speed under a small weight.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class LossWeights:
     smooth: float = 1.0
     bias: float = 1e-2
     shading_smooth: float = 0.5
-    classification: float = 1.0
+    classification: float = 0.01
 
 
 def reconstruction_loss(pred: Tensor, target: Tensor, kind: ReconKind = "l1") -> Tensor:

@@ -26,7 +26,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -89,12 +89,35 @@ def plan(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
-def train_and_evaluate(run: Run, *, eval_limit: int | None, device: str) -> None:
+def _reusable(run: Run) -> float | None:
+    """Wall time of an earlier, finished run with exactly this training config (``--reuse``), else None."""
     assert run.cfg is not None
-    say(f"training {run.name}: {run.cfg.command}")
-    t0 = time.perf_counter()
-    path = fit(run.cfg)
-    run.wall_s = time.perf_counter() - t0
+    out = Path(run.cfg.out)
+    try:
+        done = json.loads((out / "results_run.json").read_text())
+        state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError):
+        return None
+    # Weights of loss terms a variant does not have cannot change its training.
+    ignore = {"command"} | ({"class_weight"} if run.variant != "class-aware" else set()) | (
+        {"shading_weight"} if run.variant != "intrinsic" else set())
+    planned = {k: v for k, v in asdict(run.cfg).items() if k not in ignore}
+    recorded = {k: v for k, v in state.get("train_config", {}).items() if k not in ignore}
+    return float(done["wall_s"]) if planned == recorded else None
+
+
+def train_and_evaluate(run: Run, *, eval_limit: int | None, device: str, reuse: bool = False) -> None:
+    assert run.cfg is not None
+    earlier = _reusable(run) if reuse else None
+    if earlier is not None:
+        say(f"reusing {run.name} (same training config, trained in {earlier:.0f} s): {run.cfg.out}")
+        run.wall_s, path = earlier, Path(run.cfg.out)
+    else:
+        say(f"training {run.name}: {run.cfg.command}")
+        t0 = time.perf_counter()
+        path = fit(run.cfg)
+        run.wall_s = time.perf_counter() - t0
+        (path / "results_run.json").write_text(json.dumps({"wall_s": run.wall_s}) + "\n")
     model, state = load_model(path / "last.pt")
     run.steps = int(state["step"])
     say(f"trained {run.name}: {run.steps} steps in {run.wall_s:.0f} s; evaluating")
@@ -203,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({args.epochs} epochs x {len(runs)} models at the DAE's speed)")
     eval_limit = 200 if args.quick else None
     for r in runs:
-        train_and_evaluate(r, eval_limit=eval_limit, device=args.device if args.device != "auto" else "cpu")
+        train_and_evaluate(r, eval_limit=eval_limit, device=args.device if args.device != "auto" else "cpu",
+                           reuse=args.reuse)
     figs = draw_figures(runs, out / "figures", data_dir=args.data_dir, image_size=args.image_size)
     total = time.perf_counter() - t_start
     command = "python -m training.results " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -224,6 +248,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=32, choices=(32, 64), help="default: 32")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="default: cpu")
     p.add_argument("--quick", action="store_true", help="tiny slices, tiny nets, 4 steps each: a smoke test")
+    p.add_argument("--reuse", action="store_true",
+                   help="skip training a model whose run folder already holds a finished run of the same config")
     return p
 
 
