@@ -285,7 +285,7 @@ def verdict(runs: list[Run]) -> str:
              f" ({ca['recon_mse']:.4f})" if recon_ok else
              f"`{best_recon}` reconstructs best (MSE {mnist[best_recon]['recon_mse']:.4f} against the "
              f"class-aware DAE's {ca['recon_mse']:.4f})")
-    align = ("its textures are the best aligned (alignment"
+    align = ("the class-aware DAE's textures are the best aligned (alignment"
              f" {ca['alignment']:.4g}; scale-free {ca['alignment_scale_free']:.4g})" if align_ok else
              f"`{best_align}` has the best-aligned textures (alignment {warped[best_align]['alignment']:.4g} "
              f"against {ca['alignment']:.4g}; scale-free {warped[best_align]['alignment_scale_free']:.4g} "
