@@ -129,6 +129,7 @@ async function loadModel() {
       const sel = $("#class-select");
       classes.forEach((c, i) => sel.add(new Option(c, String(i))));
       $("#class-control").hidden = false;
+      $("#controls").hidden = false;
     }
     for (const fig of $$('.panel[data-panel="albedo"], .panel[data-panel="shading"]')) fig.hidden = !have.has(fig.dataset.panel);
     if (!have.has("warped_grid")) {
