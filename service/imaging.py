@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from service.preprocess import UnsupportedModeError, to_model_image
 
 # Our own pixel limit (checked from the header, before decoding) replaces Pillow's process-wide one, whose
 # warning would otherwise fire from worker threads; Settings caps max_pixels below Pillow's own threshold.
@@ -36,9 +37,6 @@ MEDIA_TYPES = {
     "image/webp": "WEBP",
     "image/gif": "GIF",
 }
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_TO_RGB = ("1", "CMYK", "YCbCr")
-_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def decode_image(
@@ -64,36 +62,14 @@ def decode_image(
         if getattr(im, "is_animated", False):
             im.seek(0)
         im.load()
-        im = _normalise_mode(im, what)
-        im = im.convert(color_mode)
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
+        im = to_model_image(im, size, color_mode)
+    except UnsupportedModeError as e:
+        raise UnsupportedMediaTypeError(f"{what}: {e}", "unsupported_image_mode") from e
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, MemoryError) as e:
         code = "image_truncated" if "truncated" in str(e).lower() else "image_undecodable"
         raise BadRequestError(f"{what}: cannot decode image ({e})", code) from e
     arr = np.asarray(im, dtype=np.float32) / np.float32(255.0)
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def _normalise_mode(im: Image.Image, what: str) -> Image.Image:
-    """Bring any supported mode to L or RGB, compositing alpha on black (see the module docstring)."""
-    mode = im.mode
-    if mode in _SIXTEEN_BIT:
-        arr = np.asarray(im, dtype=np.float64)
-        im = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8), "L")
-    elif mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode in _TO_RGB:
-        im = im.convert("RGB" if mode != "1" else "L")
-    elif mode not in ("L", "RGB", *_ALPHA):
-        raise UnsupportedMediaTypeError(
-            f"{what}: image mode {mode} is not supported", "unsupported_image_mode"
-        )
-    if im.mode in _ALPHA:
-        rgba = im.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        im = Image.alpha_composite(black, rgba).convert("RGB")
-    return im
 
 
 # -- pictures ------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
+from service.preprocess import UnsupportedModeError, to_model_image, to_uint8_chw
 from training.mnist import DataError, load_mnist
 from training.synthetic import SyntheticLitDataset, SyntheticWarpDataset
 
@@ -54,45 +55,21 @@ DEFAULT_MNIST_DIR = "data/mnist"  # where `python -m training fetch-mnist --dest
 TEST_FRACTION_PERCENT = 10  # folder datasets: about this share of files (by a hash of their path) is "test"
 
 
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_TO_RGB = ("1", "CMYK", "YCbCr")
-_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
-
-
-def _normalise_mode(img: Image.Image) -> Image.Image:
-    """Any supported mode -> L or RGB, alpha composited on black: the same steps as service/imaging.py."""
-    mode = img.mode
-    if mode in _SIXTEEN_BIT:  # 16-bit grey: scale to 8 bits (Pillow's own convert would clip at 255)
-        arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8), "L")
-    elif mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in _TO_RGB:
-        img = img.convert("RGB" if mode != "1" else "L")
-    elif mode not in ("L", "RGB", *_ALPHA):
-        raise DataError(f"image mode {mode} is not supported (use 8/16-bit grey, RGB, RGBA, palette, CMYK)")
-    if img.mode in _ALPHA:
-        # Composite on black (not just drop alpha): transparent pixels carry arbitrary colour values.
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
-    return img
-
-
 def preprocess_pil(img: Image.Image, image_size: int, channels: int) -> np.ndarray:
     """A decoded Pillow image -> uint8 ``(C, N, N)``: normalise mode (alpha onto black), convert, resize.
 
-    The service's ``service.imaging.decode_image`` does exactly this and then ``/ 255``; a test checks
-    that both give the same array for the same file.
+    It is the service's own conversion (``service.preprocess``, what ``manifest.preprocessing`` describes),
+    so training sees what inference will see; a test checks both give the same array for the same file.
     """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
     if image_size < 1:
         raise DataError(f"image_size must be positive, got {image_size}")
-    img = _normalise_mode(img).convert("L" if channels == 1 else "RGB")
-    if img.size != (image_size, image_size):
-        img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    arr = np.array(img, dtype=np.uint8)  # a copy: writable, so torch.from_numpy accepts it
-    return arr[None] if channels == 1 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    try:
+        img = to_model_image(img, image_size, "L" if channels == 1 else "RGB")
+    except UnsupportedModeError as e:
+        raise DataError(str(e)) from e
+    return to_uint8_chw(img)  # a writable copy, so torch.from_numpy accepts it
 
 
 def _item(image_u8: np.ndarray, label: int) -> dict[str, torch.Tensor]:

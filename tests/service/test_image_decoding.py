@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from service import imaging
-from service.errors import BadRequestError, PayloadTooLargeError, ServiceError, UnsupportedMediaTypeError
+from service.errors import BadRequestError, PayloadTooLargeError, ServiceError
 
 MAX = 1_000_000
 
@@ -110,10 +110,13 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
     assert info.value.code == "image_too_large" and "16000000 pixels" in info.value.message
 
 
-def test_unsupported_mode_is_415() -> None:
-    # HSV cannot be stored in an allowed format, so exercise the mode check on a decoded image directly.
-    with pytest.raises(UnsupportedMediaTypeError):
-        imaging._normalise_mode(Image.new("RGB", (8, 8)).convert("HSV"), "image")
+def test_unsupported_mode_is_refused_by_the_shared_conversion() -> None:
+    # HSV cannot be stored in an allowed format, so exercise the mode check on a decoded image directly;
+    # decode_image turns this error into 415 unsupported_image_mode.
+    from service.preprocess import UnsupportedModeError, to_model_image
+
+    with pytest.raises(UnsupportedModeError, match="HSV"):
+        to_model_image(Image.new("RGB", (8, 8)).convert("HSV"), 8, "L")
 
 
 def test_pictures_have_the_documented_shapes_and_show_the_warp() -> None:
