@@ -48,6 +48,7 @@ class Run:
     variant: str
     warp: str = "integral"
     data: str = "mnist"
+    appearance_dim: int = TrainConfig.appearance_dim  # the published 16; *-app2 runs test the bottleneck
     cfg: TrainConfig | None = None
     wall_s: float = 0.0
     steps: int = 0
@@ -62,8 +63,8 @@ def _cli_command(cfg: TrainConfig) -> str:
     """The `python -m training fit` line that reproduces ``cfg`` (only fields that differ from defaults)."""
     d = TrainConfig()
     parts = ["python", "-m", "training", "fit"]
-    for name in ("data", "data_dir", "image_size", "variant", "warp", "ndf", "ngf", "epochs", "max_steps",
-                 "batch_size", "seed", "limit", "out"):
+    for name in ("data", "data_dir", "image_size", "variant", "warp", "appearance_dim", "shape_dim", "ndf", "ngf",
+                 "epochs", "max_steps", "batch_size", "seed", "limit", "out"):
         value = getattr(cfg, name)
         if (value != getattr(d, name) or name in ("data", "variant", "out")) and value is not None:
             parts += ["--" + name.replace("_", "-"), str(value)]
@@ -80,11 +81,15 @@ def plan(args: argparse.Namespace) -> list[Run]:
                        epochs=1)
     runs = [Run("autoencoder", "autoencoder"), Run("dae", "dae"), Run("class-aware", "class-aware"),
             Run("dae-affine", "dae", warp="affine+integral"),
+            # Same total latent (2 + 142 = 144): a short appearance code leaves shape to the warp.
+            Run("dae-app2", "dae", appearance_dim=2), Run("class-aware-app2", "class-aware", appearance_dim=2),
             Run("intrinsic", "intrinsic", data="synthetic-lit")]
+    total = base.appearance_dim + base.shape_dim
     for r in runs:
         data_dir = args.data_dir if r.data == "mnist" else None
         r.cfg = replace(base, variant=r.variant, warp=r.warp, data=r.data, data_dir=data_dir,
-                        out=str(runs_dir / r.name))
+                        out=str(runs_dir / r.name), appearance_dim=r.appearance_dim,
+                        shape_dim=total - r.appearance_dim)
         r.cfg = replace(r.cfg, command=_cli_command(r.cfg))
     return runs
 
@@ -256,7 +261,8 @@ def _parser() -> argparse.ArgumentParser:
 # -- the report ---------------------------------------------------------------------------------------
 COLUMNS = (("recon_mse", "recon MSE ↓"), ("recon_l1", "recon L1 ↓"), ("alignment", "alignment ↓"),
            ("alignment_scale_free", "scale-free alignment ↓"),
-           ("swap_shape_rel", "swap shape rel ↓"), ("swap_appearance_rel", "swap appearance rel ↓"),
+           ("template_distinctness", "template distinctness ↑"), ("swap_shape_rel", "swap shape rel ↓"),
+           ("swap_appearance_rel", "swap appearance rel ↓"),
            ("accuracy", "class accuracy ↑"))
 INTRINSIC_COLUMNS = (("recon_mse", "recon MSE"), ("albedo_mse", "albedo MSE"),
                      ("albedo_si_mse", "albedo SI-MSE"),
@@ -290,7 +296,23 @@ def verdict(runs: list[Run]) -> str:
              f"`{best_align}` has the best-aligned textures (alignment {warped[best_align]['alignment']:.4g} "
              f"against {ca['alignment']:.4g}; scale-free {warped[best_align]['alignment_scale_free']:.4g} "
              f"against {ca['alignment_scale_free']:.4g})")
-    return (f"{words}: {recon}; {align}. Caveats: the class-aware model is trained with the labels (an "
+    small = ""
+    if "dae-app2" in mnist and "class-aware-app2" in mnist:
+        d2, c2 = mnist["dae-app2"], mnist["class-aware-app2"]
+        small = (
+            f" With a 2-d appearance code (shape 142, same total), where the warp has to carry the shape: "
+            f"class-aware DAE recon MSE {c2['recon_mse']:.4f} vs DAE {d2['recon_mse']:.4f}, alignment "
+            f"{c2['alignment']:.4g} vs {d2['alignment']:.4g} (scale-free {c2['alignment_scale_free']:.4g} vs "
+            f"{d2['alignment_scale_free']:.4g}), template distinctness {c2['template_distinctness']:.3g} vs "
+            f"{d2['template_distinctness']:.3g}, swap shape rel {c2['swap_shape_rel']:.3g} vs "
+            f"{d2['swap_shape_rel']:.3g}, swap appearance rel {c2['swap_appearance_rel']:.3g} vs "
+            f"{d2['swap_appearance_rel']:.3g}: the class-aware model is "
+            + ("better" if c2["recon_mse"] < d2["recon_mse"] else "worse") + " at reconstruction, "
+            + ("better" if c2["alignment"] < d2["alignment"] else "worse") + " at alignment and "
+            + ("keeps more distinct class templates" if c2["template_distinctness"] > d2["template_distinctness"]
+               else "keeps less distinct class templates") + " there (see the templates figure)."
+        )
+    return (f"{words}: {recon}; {align}.{small} Caveats: the class-aware model is trained with the labels (an "
             "extra, supervised input the others do not get), one seed, a short budget; alignment is read "
             "beside reconstruction because a faint or blank texture also has a low variance.")
 
@@ -324,7 +346,8 @@ def write_report(out: Path, *, runs: list[Run], figures: dict[str, str], through
               f"{'epochs' if cfg.max_steps is None else 'steps'}, batch {cfg.batch_size}, Adam lr {cfg.lr}, "
               f"seed {cfg.seed}, {cfg.recon.upper()} reconstruction loss, default warp-loss weights.",
               f"- Same total latent size: appearance {cfg.appearance_dim} + shape {cfg.shape_dim} = "
-              f"{cfg.appearance_dim + cfg.shape_dim}; the plain autoencoder has one code of that size. The "
+              f"{cfg.appearance_dim + cfg.shape_dim} (the *-app2 rows: 2 + {cfg.appearance_dim + cfg.shape_dim - 2}); "
+              "the plain autoencoder has one code of that size. The "
               "class-aware DAE adds a 10-way class code, fed the label's one-hot in training and its own "
               "predicted probabilities at test time: extra (supervised) information, not extra capacity "
               "bought from the latent budget.",
@@ -335,10 +358,12 @@ def write_report(out: Path, *, runs: list[Run], figures: dict[str, str], through
               "appearance) over the A–B distance (0 = perfectly consistent, 1 = no better than the other "
               "image's code). The plain autoencoder has no texture or shape: those cells are n/a.", "",
               "## MNIST test metrics", "",
-              "| model | warp | steps | train time | " + " | ".join(t for _, t in COLUMNS) + " |",
-              "|---" * (4 + len(COLUMNS)) + "|"]
+              "| model | warp | appearance dim | steps | train time | " + " | ".join(t for _, t in COLUMNS) + " |",
+              "|---" * (5 + len(COLUMNS)) + "|"]
     for r in mnist:
-        lines.append(f"| {r.name} | {r.warp if r.variant != 'autoencoder' else '—'} | {r.steps} | "
+        assert r.cfg is not None
+        lines.append(f"| {r.name} | {r.warp if r.variant != 'autoencoder' else '—'} | "
+                     f"{r.cfg.appearance_dim if r.variant != 'autoencoder' else '—'} | {r.steps} | "
                      f"{r.wall_s / 60:.1f} min | "
                      + " | ".join(_fmt(r.metrics, k) for k, _ in COLUMNS) + " |")
     lines += ["", "## The lecture's claim", "",
