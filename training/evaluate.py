@@ -17,9 +17,9 @@ Keys (a key is *absent* where the metric does not apply, so a table can print "n
   ``input_variance``, and ``alignment_scale_free``, the same ratio with each variance divided by the
   mean square of its images (so dimming the textures does not lower it). Needs a warp: absent for the
   plain autoencoder, whose "texture" is its output.
-- ``template_distinctness``: variance across classes of the class-mean textures over that of the class-mean
-  inputs. Alignment cannot see a model that warps one template into several digits (each class is then
-  tight); distinctness can: near 1 when each class keeps its own template, near 0 when classes share one.
+- ``template_purity``: the share of classes whose mean texture correlates best (Pearson, over pixels) with
+  the mean input of its own class. Alignment cannot see a model that warps one template into several digits
+  (each class is then tight); purity can: 1 when every class keeps a template of its own digit.
 - swap consistency: each image A is paired with another image B of the same class; the model decodes
   (shape of A, appearance of B) and re-encodes it. ``swap_shape_error`` = MSE of the new shape latent to
   A's, ``swap_appearance_error`` = MSE of the new appearance latent to B's, and ``*_rel`` divides each by
@@ -72,10 +72,9 @@ class _ClassMoments:
         n_all = sum(self.n.values())
         return sum(float((self.ss[c] / n).mean()) * n for c, n in self.n.items()) / max(n_all, 1)
 
-    def between_class_variance(self) -> float:
-        """Mean per-pixel variance of the class means across classes (how different the templates are)."""
-        means = torch.stack([self.s[c] / n for c, n in sorted(self.n.items())])
-        return float(means.var(dim=0, unbiased=False).mean()) if means.shape[0] > 1 else 0.0
+    def class_means(self) -> tuple[list[int], Tensor]:
+        classes = sorted(self.n)
+        return classes, torch.stack([(self.s[c] / self.n[c]).flatten() for c in classes])
 
     def pooled_variance(self) -> float:
         """``Σ_c n_c·Var_c / Σ_c n_c`` over classes with ≥ 2 images; Var_c is the mean per-pixel variance."""
@@ -100,12 +99,21 @@ def alignment_ratio(textures: Tensor, inputs: Tensor, labels: Tensor) -> float:
     return _ratio(tex.pooled_variance(), inp.pooled_variance())
 
 
-def template_distinctness(textures: Tensor, inputs: Tensor, labels: Tensor) -> float:
-    """Spread of the class-mean textures across classes over that of the class-mean inputs."""
+def _purity(tex: _ClassMoments, inp: _ClassMoments) -> float:
+    classes, t = tex.class_means()
+    _, x = inp.class_means()
+    t = t - t.mean(1, keepdim=True)
+    x = x - x.mean(1, keepdim=True)
+    sim = (t / t.norm(dim=1, keepdim=True).clamp_min(_EPS)) @ (x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)).T
+    return float((sim.argmax(1) == torch.arange(len(classes))).double().mean())
+
+
+def template_purity(textures: Tensor, inputs: Tensor, labels: Tensor) -> float:
+    """Share of classes whose mean texture correlates best with the mean input of its own class."""
     tex, inp = _ClassMoments(), _ClassMoments()
     tex.add(textures, labels)
     inp.add(inputs, labels)
-    return _ratio(tex.between_class_variance(), inp.between_class_variance())
+    return _purity(tex, inp)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -272,9 +280,8 @@ def evaluate(model: Model, dataset: Dataset[Any] | Sequence[dict[str, Tensor]], 
             metrics["texture_variance"] / max(tex_m.pooled_second_moment(), _EPS),
             metrics["input_variance"] / max(in_m.pooled_second_moment(), _EPS))
         # Alignment alone cannot see a model that warps *one* template into several digits (every class then
-        # has a tight texture): distinctness = spread of the class-mean textures across classes over that of
-        # the class-mean inputs; near 1 when each class keeps its own template, near 0 when classes share one.
-        metrics["template_distinctness"] = _ratio(tex_m.between_class_variance(), in_m.between_class_variance())
+        # has a tight texture): purity asks whether each class's mean texture still looks like that class.
+        metrics["template_purity"] = _purity(tex_m, in_m)
         partner = same_class_partners(all_labels, seed)
         if bool((partner != torch.arange(partner.shape[0])).any()):
             metrics.update(

@@ -261,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
 # -- the report ---------------------------------------------------------------------------------------
 COLUMNS = (("recon_mse", "recon MSE ↓"), ("recon_l1", "recon L1 ↓"), ("alignment", "alignment ↓"),
            ("alignment_scale_free", "scale-free alignment ↓"),
-           ("template_distinctness", "template distinctness ↑"), ("swap_shape_rel", "swap shape rel ↓"),
+           ("template_purity", "template purity ↑"), ("swap_shape_rel", "swap shape rel ↓"),
            ("swap_appearance_rel", "swap appearance rel ↓"),
            ("accuracy", "class accuracy ↑"))
 INTRINSIC_COLUMNS = (("recon_mse", "recon MSE"), ("albedo_mse", "albedo MSE"),
@@ -303,14 +303,14 @@ def verdict(runs: list[Run]) -> str:
             f" With a 2-d appearance code (shape 142, same total), where the warp has to carry the shape: "
             f"class-aware DAE recon MSE {c2['recon_mse']:.4f} vs DAE {d2['recon_mse']:.4f}, alignment "
             f"{c2['alignment']:.4g} vs {d2['alignment']:.4g} (scale-free {c2['alignment_scale_free']:.4g} vs "
-            f"{d2['alignment_scale_free']:.4g}), template distinctness {c2['template_distinctness']:.3g} vs "
-            f"{d2['template_distinctness']:.3g}, swap shape rel {c2['swap_shape_rel']:.3g} vs "
+            f"{d2['alignment_scale_free']:.4g}), template purity {c2['template_purity']:.2g} vs "
+            f"{d2['template_purity']:.2g}, swap shape rel {c2['swap_shape_rel']:.3g} vs "
             f"{d2['swap_shape_rel']:.3g}, swap appearance rel {c2['swap_appearance_rel']:.3g} vs "
             f"{d2['swap_appearance_rel']:.3g}: the class-aware model is "
             + ("better" if c2["recon_mse"] < d2["recon_mse"] else "worse") + " at reconstruction, "
             + ("better" if c2["alignment"] < d2["alignment"] else "worse") + " at alignment and "
-            + ("keeps more distinct class templates" if c2["template_distinctness"] > d2["template_distinctness"]
-               else "keeps less distinct class templates") + " there (see the templates figure)."
+            + ("keeps more templates of their own digit" if c2["template_purity"] > d2["template_purity"]
+               else "keeps no more templates of their own digit") + " there (see the templates figure)."
         )
     return (f"{words}: {recon}; {align}.{small} Caveats: the class-aware model is trained with the labels (an "
             "extra, supervised input the others do not get), one seed, a short budget; alignment is read "
