@@ -15,7 +15,8 @@ from PIL import Image
 from training.results import Run, main, verdict
 
 FIGURES = ("templates.png", "interpolation_dae.png", "interpolation_class-aware.png", "alignment_dae.png",
-           "alignment_class-aware.png", "dae_samples.png", "intrinsic.png", "lighting.png")
+           "alignment_class-aware.png", "interpolation_class-aware-app2.png", "alignment_dae-app2.png",
+           "dae_samples.png", "intrinsic.png", "lighting.png")
 
 
 @pytest.mark.slow
@@ -28,7 +29,8 @@ def test_quick_run_writes_report_json_and_every_figure(tmp_path: Path, mnist_dir
     assert "[results] training class-aware" in progress and "[results] wrote" in progress
 
     raw = json.loads((out / "results.json").read_text())
-    assert set(raw["runs"]) == {"autoencoder", "dae", "class-aware", "dae-affine", "intrinsic"}
+    assert set(raw["runs"]) == {"autoencoder", "dae", "class-aware", "dae-affine", "dae-app2", "class-aware-app2",
+                                "intrinsic"}
     steps = {r["steps"] for r in raw["runs"].values()}
     assert steps == {4}  # the same budget for every model
     ae, ca = raw["runs"]["autoencoder"]["metrics"], raw["runs"]["class-aware"]["metrics"]
@@ -42,7 +44,7 @@ def test_quick_run_writes_report_json_and_every_figure(tmp_path: Path, mnist_dir
                     "## Intrinsic DAE on synthetic-lit", "## DAE on the full MNIST training set"):
         assert section in md, section
     assert re.search(r"\*\*(Holds here|Does not hold here|Holds only in part here)\*\*", md)
-    assert "| autoencoder | — | 4 |" in md and "n/a" in md
+    assert "| autoencoder | — | — | 4 |" in md and "n/a" in md  # no warp, no appearance dim, 4 steps
     assert "python -m training fit --data mnist" in md  # each run's own command
     for name in FIGURES:
         assert f"figures/{name}" in md, name
@@ -63,3 +65,7 @@ def test_verdict_reads_the_numbers() -> None:
     worse = [*ok[:2], _run("class-aware", recon_mse=0.05, alignment=0.9, alignment_scale_free=0.9)]
     assert verdict(worse).startswith("**Does not hold here**") and "`dae` reconstructs best" in verdict(worse)
     assert verdict(ok[:2]).startswith("Not measured")
+    # A model that warps one template into several digits (low purity) does not win on alignment.
+    collapsed = [*ok[:2], _run("class-aware", recon_mse=0.01, alignment=0.3, alignment_scale_free=0.3),
+                 _run("dae-app2", recon_mse=0.02, alignment=0.1, alignment_scale_free=0.1, template_purity=0.5)]
+    assert verdict(collapsed).startswith("**Holds here**")
