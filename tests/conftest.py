@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+
+from stress.server import free_port  # one definition for tests, stress and bench harnesses
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = REPO / "models" / "mnist"
@@ -106,11 +107,6 @@ def default_bundle() -> Path:
 
 
 # -- a real server ----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @dataclass
 class Server:
