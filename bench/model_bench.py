@@ -26,10 +26,10 @@ import torch
 
 from bench.bundles import bundle_for, eager_model
 from bench.timing import DEFAULT_BUDGET, Budget, interleaved, median, percentile
+from bundle.layout import Arrays
 from export.graphs import build_graphs
 
 PATHS = ("encode", "decode", "warp", "reconstruct")
-Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from bundle.manifest import BundleError
 from export.errors import ExportError
-from service.manifest import BundleError
 
 
 def _export_parser() -> argparse.ArgumentParser:

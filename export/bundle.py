@@ -27,12 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from export.errors import ExportError
-from export.graphs import build_graphs, load_checkpoint, sizes_of
-from export.layout import graph_layout, latent_sizes
-from export.onnx_graph import write_graph
-from export.verify import verify_bundle
-from service.manifest import (
+from bundle.layout import graph_layout, latent_sizes
+from bundle.manifest import (
     GRAPH_NAMES,
     MANIFEST_NAME,
     GraphSpec,
@@ -43,6 +39,10 @@ from service.manifest import (
     WarpSpec,
     file_sha256,
 )
+from export.errors import ExportError
+from export.graphs import build_graphs, load_checkpoint, sizes_of
+from export.onnx_graph import write_graph
+from export.verify import verify_bundle
 from training.config import ModelConfig
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def git_commit(cwd: Path = _REPO_ROOT) -> str | None:
     return out if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", out) else None
 
 
-NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"  # service.manifest.Manifest.name
+NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"  # bundle.manifest.Manifest.name
 
 
 def bundle_name(out: Path, name: str | None) -> str:

@@ -1,8 +1,8 @@
 """Exporter errors. Bundle-level problems (missing file, checksum, manifest vs graph) are the service's
-:class:`service.manifest.BundleError`, so both sides report them the same way::
+:class:`bundle.manifest.BundleError`, so both sides report them the same way::
 
     Exception
-    ├── service.manifest.BundleError   a bundle that cannot be used as it is on disk
+    ├── bundle.manifest.BundleError   a bundle that cannot be used as it is on disk
     └── ExportError                    the exporter could not produce a correct bundle
         └── ParityError                onnxruntime disagrees with PyTorch (or batch with single image)
 """

@@ -2,7 +2,7 @@
 
 Each wrapper holds the trained model and calls *its* methods (``model.encode``, ``model.decode_texture``,
 ``model.decode_deformation``, ``model.warper``), so a change to the model changes the export with it; nothing
-here re-implements a layer. Inputs and outputs are positional and ordered as in :mod:`export.layout`.
+here re-implements a layer. Inputs and outputs are positional and ordered as in :mod:`bundle.layout`.
 
 The class code of a class-aware model is an explicit ``(B, K)`` input of both decoders: the trainer feeds a
 label's one-hot, the service feeds ``softmax(class_logits)`` (what ``model.forward`` does without labels) or a
@@ -16,8 +16,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from bundle.layout import GraphLayout, Sizes, graph_layout
 from export.errors import ExportError
-from export.layout import GraphLayout, Sizes, graph_layout
 from training.checkpoint import load_model
 from training.config import ModelConfig
 from training.model import DeformingAutoencoder, Latents, Model, PlainAutoencoder

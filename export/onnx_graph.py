@@ -17,8 +17,8 @@ import onnx
 import torch
 from torch import nn
 
+from bundle.layout import GraphLayout
 from export.errors import ExportError
-from export.layout import GraphLayout
 
 MIN_OPSET = 16  # GridSample (the warp) first appears in opset 16
 TRACE_BATCH = 2  # any size > 1 works; 1 would let the tracer specialise broadcasting to the batch axis

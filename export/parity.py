@@ -28,8 +28,8 @@ import onnxruntime as ort
 import torch
 from torch import Tensor
 
+from bundle.layout import Arrays, GraphLayout
 from export.graphs import build_graphs
-from export.layout import GraphLayout
 from training.model import Model
 
 PARITY_TOL = 1e-4
@@ -39,7 +39,6 @@ PARITY_TOL = 1e-4
 BATCH_TOL = 1e-6
 BATCHES: tuple[int, ...] = (1, 7, 64)
 
-Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from bundle.layout import GraphLayout, Sizes, graph_layout
+from bundle.manifest import BundleError, Manifest, check_graph_io, load_manifest, verify_checksums
 from export.errors import ParityError
 from export.graphs import load_checkpoint, sizes_of
 from export.inputs import PARITY_IMAGES, random_images, real_images
-from export.layout import GraphLayout, Sizes, graph_layout
 from export.parity import BATCHES, ParityRow, compare, format_table
-from service.manifest import BundleError, Manifest, check_graph_io, load_manifest, verify_checksums
 
 Progress = Callable[[str], None] | None
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bundle.layout import Arrays
 from service.errors import DeadlineExceededError, NotReadyError, QueueFullError, ServiceError
 from service.metrics import Metrics
 
-Arrays = dict[str, np.ndarray]
 # (inputs with a leading batch axis) → (outputs with the same leading axis, seconds per model stage)
 RunFn = Callable[[Arrays], tuple[Arrays, dict[str, float]]]
 TICK_S = 0.005

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from service.batching import Arrays, Batcher, BatchInfo
+from bundle.layout import Arrays
+from service.batching import Batcher, BatchInfo
 from service.codes import CodeLayout, decode_code, encode_code
 from service.config import Settings
 from service.errors import UnprocessableError

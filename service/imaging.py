@@ -22,8 +22,8 @@ import zlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from bundle.preprocess import UnsupportedModeError, to_model_image
 from service.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
-from service.preprocess import UnsupportedModeError, to_model_image
 
 # Our own pixel limit (checked from the header, before decoding) replaces Pillow's process-wide one, whose
 # warning would otherwise fire from worker threads; Settings caps max_pixels below Pillow's own threshold.

@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from service.runtime import Arrays, Runtime
+from bundle.layout import Arrays
+from service.runtime import Runtime
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

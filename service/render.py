@@ -22,15 +22,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bundle.layout import Arrays
+from bundle.manifest import Manifest
 from service import imaging
 from service.errors import UnprocessableError
-from service.manifest import Manifest
 
 IMAGES = ("texture", "reconstruction", "albedo", "shading")
 FIELDS = ("grid", "displacement", "increments")
 VECTORS = ("affine",)
 PICTURES = ("warped_grid", "flow")
-Arrays = dict[str, np.ndarray]
 ArraysMode = Literal["png", "values", "both"]
 NPZ_MEDIA_TYPE = "application/x-npz"
 

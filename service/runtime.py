@@ -1,7 +1,7 @@
 """onnxruntime sessions for a bundle's graphs: verified at load, providers chosen and reported honestly.
 
 Load order (each step refuses to start with a message that names the problem):
-1. ``manifest.json`` parses against the schema (``service.manifest``);
+1. ``manifest.json`` parses against the schema (``bundle.manifest``);
 2. every graph file has the sha256 the manifest records;
 3. providers: ``DAE_PROVIDERS`` (default CUDA then CPU) filtered by
    ``onnxruntime.get_available_providers()``;
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.config import CUDA, Settings
-from service.manifest import (
+from bundle.layout import Arrays
+from bundle.manifest import (
     GRAPH_NAMES,
     BundleError,
     Manifest,
@@ -30,9 +30,9 @@ from service.manifest import (
     load_manifest,
     verify_checksums,
 )
+from service.config import CUDA, Settings
 
 log = logging.getLogger("service.runtime")
-Arrays = dict[str, np.ndarray]
 
 
 class StartupError(RuntimeError):

@@ -12,7 +12,7 @@ Build one by name::
     ds = build_dataset("folder", data_dir="my_images", channels=3, image_size=64)   # subfolders = classes
     ds = build_dataset("synthetic", split="test", limit=500, seed=1)
 
-Preprocessing (:func:`preprocess_pil`, documented for the bundle in ``service.manifest.Preprocessing``) is, in
+Preprocessing (:func:`preprocess_pil`, documented for the bundle in ``bundle.manifest.Preprocessing``) is, in
 this order: bring the mode to L/RGB (16-bit grey / 257, palette and CMYK expanded), composite any alpha onto
 black, ``convert`` to ``"L"`` or ``"RGB"``, ``resize((N, N), BILINEAR)``, then uint8 ``/ 255`` to float32 —
 the steps of service/imaging.py. MNIST is preprocessed once at construction and held as uint8.
@@ -31,7 +31,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
-from service.preprocess import UnsupportedModeError, to_model_image, to_uint8_chw
+from bundle.preprocess import UnsupportedModeError, to_model_image, to_uint8_chw
 from training.mnist import DataError, load_mnist
 from training.synthetic import SyntheticLitDataset, SyntheticWarpDataset
 
@@ -58,7 +58,7 @@ TEST_FRACTION_PERCENT = 10  # folder datasets: about this share of files (by a h
 def preprocess_pil(img: Image.Image, image_size: int, channels: int) -> np.ndarray:
     """A decoded Pillow image -> uint8 ``(C, N, N)``: normalise mode (alpha onto black), convert, resize.
 
-    It is the service's own conversion (``service.preprocess``, what ``manifest.preprocessing`` describes),
+    It is the service's own conversion (``bundle.preprocess``, what ``manifest.preprocessing`` describes),
     so training sees what inference will see; a test checks both give the same array for the same file.
     """
     if channels not in (1, 3):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.client import (
+from client import (
     APIError,
     AsyncClient,
     Client,
@@ -169,5 +169,5 @@ def test_timeout_raises_request_timeout(tiny: Any, serve: Any, digit_files: list
 
 
 def test_client_imports_no_torch() -> None:
-    code = "import sys, service.client, service.client.__main__; assert 'torch' not in sys.modules, 'torch loaded'"
+    code = "import sys, client, client.__main__; assert 'torch' not in sys.modules, 'torch loaded'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,4 +1,4 @@
-"""``python -m service.client`` in a subprocess against a real server: files on disk, exit codes, messages."""
+"""``python -m client`` in a subprocess against a real server: files on disk, exit codes, messages."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("DAE_SERVICE_URL", None)
-    return subprocess.run([sys.executable, "-m", "service.client", *map(str, args)], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "client", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

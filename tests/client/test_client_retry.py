@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.client import APIError, AsyncClient, Client, RetryPolicy
-from service.client.errors import parse_retry_after
+from client import APIError, AsyncClient, Client, RetryPolicy
+from client.errors import parse_retry_after
 
 
 def rejections(url: str, reason: str) -> float:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from bundle_fixtures import REPO
 
+from bundle.manifest import load_manifest
 from export.__main__ import main
-from service.manifest import load_manifest
 
 Exported = Callable[[str], tuple[Path, Path, list[str]]]
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from bundle_fixtures import REPO, VARIANTS, one_thread
 
+from bundle.manifest import file_sha256, load_manifest
 from export.bundle import export_bundle
-from service.manifest import file_sha256, load_manifest
 from training.checkpoint import load_model
 from training.data import build_dataset
 from training.warp import identity_grid

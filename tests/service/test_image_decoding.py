@@ -113,7 +113,7 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
 def test_unsupported_mode_is_refused_by_the_shared_conversion() -> None:
     # HSV cannot be stored in an allowed format, so exercise the mode check on a decoded image directly;
     # decode_image turns this error into 415 unsupported_image_mode.
-    from service.preprocess import UnsupportedModeError, to_model_image
+    from bundle.preprocess import UnsupportedModeError, to_model_image
 
     with pytest.raises(UnsupportedModeError, match="HSV"):
         to_model_image(Image.new("RGB", (8, 8)).convert("HSV"), 8, "L")

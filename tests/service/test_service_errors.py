@@ -13,9 +13,9 @@ from PIL import Image
 from pydantic import SecretStr
 from service_helpers import assert_error, files, png
 
+from bundle.manifest import BundleError
 from service.app import create_app
 from service.config import Settings
-from service.manifest import BundleError
 from service.runtime import Runtime, StartupError
 
 DIGIT = png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))

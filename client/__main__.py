@@ -1,10 +1,10 @@
 """Command line for the DAE service: writes what it gets back to disk.
 
-    python -m service.client encode digit.png [more.png ...] [--out DIR]       # JSON lines on stdout
-    python -m service.client reconstruct digit.png [...] --out DIR             # DIR/<stem>_<output>.png + <stem>.npz
-    python -m service.client decode CODE [CODE ...] --out DIR [--class 3]
-    python -m service.client swap shape.png appearance.png --out DIR
-    python -m service.client interpolate A B --out DIR --steps 8 --factor shape   # A, B: image files or codes
+    python -m client encode digit.png [more.png ...] [--out DIR]       # JSON lines on stdout
+    python -m client reconstruct digit.png [...] --out DIR             # DIR/<stem>_<output>.png + <stem>.npz
+    python -m client decode CODE [CODE ...] --out DIR [--class 3]
+    python -m client swap shape.png appearance.png --out DIR
+    python -m client interpolate A B --out DIR --steps 8 --factor shape   # A, B: image files or codes
 
 Common: --url (default $DAE_SERVICE_URL or http://127.0.0.1:8000), --token (default $DAE_AUTH_TOKEN),
 --timeout SECONDS, --retries N, --outputs texture,reconstruction,... Exit status: 0 done, 1 the service
@@ -20,10 +20,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.client.client import Client, default_url
-from service.client.errors import APIError, TransportError
-from service.client.results import Encoding, Result
-from service.client.retry import RetryPolicy
+from client.api import Client, default_url
+from client.errors import APIError, TransportError
+from client.results import Encoding, Result
+from client.retry import RetryPolicy
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     outs.add_argument("--outputs", default=None, help="comma-separated outputs (default: the service's)")
     outs.add_argument("--class", dest="klass", default=None, help="class-aware models: decode as this class")
 
-    p = argparse.ArgumentParser(prog="python -m service.client", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m client", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("encode", parents=[common], help="images -> latents and codes")

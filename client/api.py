@@ -1,6 +1,6 @@
 """``Client`` (sync) and ``AsyncClient`` (asyncio) for the DAE service, on httpx. Same methods, same results.
 
-    from service.client import Client
+    from client import Client
     with Client("http://127.0.0.1:8000") as dae:
         a, b = dae.encode_batch(["three.png", "seven.png"])
         dae.reconstruct("three.png").images["warped_grid"].save("grid.png")
@@ -19,16 +19,17 @@ import asyncio
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from service.client import requests as rq
-from service.client.errors import APIError, RequestTimeoutError, TransportError
-from service.client.requests import ClassInput, Factor, LatentInput
-from service.client.results import Encoding, ImageInput, Result
-from service.client.retry import RetryPolicy
+from client import calls as rq
+from client.calls import ClassInput, Factor, LatentInput
+from client.errors import APIError, RequestTimeoutError, TransportError
+from client.results import Encoding, ImageInput, Result
+from client.retry import RetryPolicy
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 Outputs = Sequence[str] | str | None
@@ -65,12 +66,41 @@ def _transport(e: httpx.HTTPError, url: str) -> TransportError:
     return TransportError(f"cannot reach {url}: {e or type(e).__name__}")
 
 
+@dataclass(frozen=True)
+class _Wait:
+    """Not done yet: wait this long, then try again."""
+
+    seconds: float
+
+
 class _Base:
+    """Everything but the I/O: what to send for a ``Call`` and what to do with each answer (shared by both)."""
+
     def __init__(self, url: str | None, token: str | None, timeout: float | httpx.Timeout,
                  retry: RetryPolicy | None) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.retry = retry or RetryPolicy()
         self._args: dict[str, Any] = {"base_url": self.url, "headers": _headers(token), "timeout": _timeout(timeout)}
+
+    @staticmethod
+    def _request_args(call: rq.Call) -> dict[str, Any]:
+        return {"method": call.method, "url": call.path, "params": call.params, "files": call.files,
+                "json": call.json}
+
+    def _outcome(self, call: rq.Call, attempt: int, answer: httpx.Response | httpx.TransportError) -> Any:
+        """The parsed result, or a ``_Wait`` before the next try; raises when the call has failed for good."""
+        if isinstance(answer, httpx.TimeoutException):  # not retried: the server may still be working on it
+            raise _transport(answer, self.url) from answer
+        if isinstance(answer, httpx.TransportError):
+            if not self.retry.should_retry(attempt, None):
+                raise _transport(answer, self.url) from answer
+            return _Wait(self.retry.delay(attempt))
+        if answer.is_success:
+            return _result(call, answer)
+        err = APIError.from_response(answer)
+        if not self.retry.should_retry(attempt, answer.status_code):
+            raise err
+        return _Wait(self.retry.delay(attempt, err.retry_after))
 
 
 class Client(_Base):
@@ -92,21 +122,15 @@ class Client(_Base):
 
     def _send(self, call: rq.Call) -> Any:
         for attempt in range(self.retry.attempts):
+            answer: httpx.Response | httpx.TransportError
             try:
-                r = self._http.request(call.method, call.path, params=call.params, files=call.files, json=call.json)
-            except httpx.TimeoutException as e:
-                raise _transport(e, self.url) from e
+                answer = self._http.request(**self._request_args(call))
             except httpx.TransportError as e:
-                if not self.retry.should_retry(attempt, None):
-                    raise _transport(e, self.url) from e
-                time.sleep(self.retry.delay(attempt))
-                continue
-            if r.is_success:
-                return _result(call, r)
-            err = APIError.from_response(r)
-            if not self.retry.should_retry(attempt, r.status_code):
-                raise err
-            time.sleep(self.retry.delay(attempt, err.retry_after))
+                answer = e
+            out = self._outcome(call, attempt, answer)
+            if not isinstance(out, _Wait):
+                return out
+            time.sleep(out.seconds)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def metadata(self) -> dict[str, Any]:
@@ -170,22 +194,15 @@ class AsyncClient(_Base):
 
     async def _send(self, call: rq.Call) -> Any:
         for attempt in range(self.retry.attempts):
+            answer: httpx.Response | httpx.TransportError
             try:
-                r = await self._http.request(call.method, call.path, params=call.params, files=call.files,
-                                             json=call.json)
-            except httpx.TimeoutException as e:
-                raise _transport(e, self.url) from e
+                answer = await self._http.request(**self._request_args(call))
             except httpx.TransportError as e:
-                if not self.retry.should_retry(attempt, None):
-                    raise _transport(e, self.url) from e
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            if r.is_success:
-                return _result(call, r)
-            err = APIError.from_response(r)
-            if not self.retry.should_retry(attempt, r.status_code):
-                raise err
-            await asyncio.sleep(self.retry.delay(attempt, err.retry_after))
+                answer = e
+            out = self._outcome(call, attempt, answer)
+            if not isinstance(out, _Wait):
+                return out
+            await asyncio.sleep(out.seconds)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def metadata(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The one definition of how a decoded picture becomes a model image (``manifest.preprocessing``).
 
-The service owns it, as it owns the manifest; the trainer's datasets (``training/data.py``) call it too, so a
-model sees at inference exactly what it saw in training. Pillow and numpy only (no torch, no web framework).
+It belongs to the bundle contract, next to the manifest: the service converts uploads with it and the trainer's
+datasets (``training/data.py``) call it too, so a model sees at inference exactly what it saw in training.
+Pillow and numpy only (no torch, no web framework).
 
 Modes: 1/P/PA → RGB(A); 16-bit gray (I;16, I) → 8-bit (value / 257); CMYK, YCbCr → RGB; any alpha (RGBA, LA,
 PA, P with transparency) is composited on black; then converted to ``color_mode`` (Pillow's L is ITU-R 601-2

@@ -5,7 +5,7 @@ size, channels, latent sizes, number of classes, affine head or not). The export
 ``graphs`` from it, and :mod:`export.verify` re-derives it from a manifest's *own* header fields to catch a
 manifest whose latent sizes, class count or tensor names disagree with its graph entries. No torch here.
 
-Layout (B = the dynamic ``"batch"`` axis; see ``service/manifest.py`` for the same table)::
+Layout (B = the dynamic ``"batch"`` axis; see ``bundle/manifest.py`` for the same table)::
 
     encoder      image (B,C,N,N) -> shape (B,S), appearance (B,A) [, shading_latent (B,L)]
                                     [, class_logits (B,K)]
@@ -21,9 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.manifest import Dim, TensorSpec
+import numpy as np
+
+from bundle.manifest import Dim, TensorSpec
 
 Shape = tuple[int, ...]  # a tensor's shape without the leading batch axis
+# Graph inputs/outputs by tensor name (float32 except where the manifest says int64): what the exporter's
+# parity check, the service's runtime and the benchmarks pass between graphs.
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)

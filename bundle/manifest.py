@@ -1,6 +1,7 @@
 """The bundle manifest: the contract between the exporter (writer) and the service (reader).
 
-The service owns this schema; ``export`` imports it, never the reverse. A bundle directory holds
+Neither side owns it: ``export`` and ``service`` both import this package, and it imports neither. A bundle
+directory holds
 ``manifest.json`` plus the ONNX graphs it names::
 
     encoder.onnx      image (B, C, N, N)              -> shape (B, S), appearance (B, A)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.client.results import (
+from client.results import (
     Encoding,
     ImageInput,
     Result,
