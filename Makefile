@@ -1,7 +1,7 @@
 # Every target creates and reuses a local virtualenv, so a fresh machine needs nothing but Python 3.11+.
-#   make run     serve the bundled default model on http://127.0.0.1:8000   (venv: .venv-serve, no torch)
-#   make test    the whole test suite                                        (venv: .venv, cpu+train+dev)
-#   make lint    ruff + mypy
+#   make run     serve the bundled default model on http://127.0.0.1:8000   (venv: .venv-serve: serve,cpu; no torch)
+#   make test    the whole test suite                        (venv: .venv: serve,cpu,train,client,dev)
+#   make lint    ruff check, ruff format --check, mypy --strict on every package
 PYTHON ?= python3
 VENV := .venv
 SERVE_VENV := .venv-serve
@@ -19,13 +19,13 @@ export OMP_WAIT_POLICY ?= PASSIVE
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[cpu,train,dev]'
+	$(PY) -m pip install -q -e '.[serve,cpu,train,client,dev]'
 	@touch $@
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	@test -x $(SERVE_PY) || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_PY) -m pip install -q --upgrade pip
-	$(SERVE_PY) -m pip install -q -e '.[cpu]'
+	$(SERVE_PY) -m pip install -q -e '.[serve,cpu]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -36,9 +36,12 @@ run: $(SERVE_VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Every file (ruff) and every package (mypy; pyproject.toml: strict = true), nothing excluded.
+LINT_PACKAGES := bundle client training export service harness bench stress tests
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy training export service bench stress
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(LINT_PACKAGES)
 
 results: $(VENV)/.installed
 	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs --epochs $${RESULTS_EPOCHS:-1}

@@ -3,7 +3,7 @@
 Used by docker/Dockerfile to install the dependency layer from pyproject.toml alone, before the code is
 copied, so that editing the code does not reinstall onnxruntime:
 
-    python docker/requirements.py pyproject.toml gpu > requirements.txt
+    python docker/requirements.py pyproject.toml serve gpu > requirements.txt
 
 Refuses `cpu` together with `gpu` (onnxruntime and onnxruntime-gpu overwrite each other's files), and
 torch unless the `train` extra is asked for by name (docker/Dockerfile.train): the service image never

@@ -52,13 +52,14 @@ def test_service_image_variants(args: dict[str, str], base: str, extra: str, req
     assert df.root_image(stages) == base
     assert final.env["DAE_REQUIRE_CUDA"] == require_cuda
     build = next(s for s in stages if s.name == "build")
-    assert any('"${ORT_EXTRA}"' in i.args for i in build.instructions if i.keyword == "RUN")
+    assert any('serve "${ORT_EXTRA}"' in i.args for i in build.instructions if i.keyword == "RUN")
     script = REPO / "docker" / "requirements.py"
-    proc = subprocess.run([sys.executable, str(script), str(REPO / "pyproject.toml"), extra],
+    proc = subprocess.run([sys.executable, str(script), str(REPO / "pyproject.toml"), "serve", extra],
                           capture_output=True, text=True, timeout=30, check=True)
     reqs = proc.stdout.split()
     assert any(r.startswith("onnxruntime-gpu" if extra == "gpu" else "onnxruntime>") for r in reqs)
     assert not any(r.startswith("torch") for r in reqs)
+    assert any(r.startswith("fastapi") for r in reqs) and any(r.startswith("uvicorn") for r in reqs)
     if extra == "cpu":
         assert not any(r.startswith("onnxruntime-gpu") for r in reqs)
 
@@ -85,7 +86,7 @@ def test_dependencies_are_installed_before_the_code_is_copied(path: Path) -> Non
     for stage in df.stages(path):
         kinds = [i for i in stage.instructions if i.keyword in ("COPY", "RUN")]
         code = [n for n, i in enumerate(kinds) if i.keyword == "COPY" and i.args.split()[0].rstrip("/") in
-                ("service", "training", "export")]
+                ("bundle", "service", "training", "export")]
         deps = [n for n, i in enumerate(kinds) if i.keyword == "RUN" and "requirements.txt" in i.args]
         if code:
             assert deps and max(deps) < min(code), f"{path.name}/{stage.name}: code before dependencies"
