@@ -9,7 +9,8 @@ many clients"). It stops at ``max-requests`` sent or ``max-seconds`` elapsed, wh
 
 Why not httpx: on a 2-core machine the client shares the cores with the server. httpx's client costs about a
 millisecond of CPU per request; this one writes pre-built request bytes and parses only the status line and
-the length, so almost all the CPU goes to the server being measured. Its own CPU time is reported.
+the length (``harness.rawhttp``), so almost all the CPU goes to the server being measured. Its own CPU time is
+reported.
 
 Output (JSON): latencies of the successful requests (seconds), status counts, wall time, CPU seconds used.
 """
@@ -26,6 +27,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from harness.rawhttp import build, multipart, read_response
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -46,40 +49,11 @@ class LoadResult:
         return len(self.latencies_s)
 
 
-def multipart_request(host: str, port: int, path: str, images: list[bytes]) -> bytes:
-    """The complete HTTP/1.1 request: multipart/form-data with one ``image`` part per PNG."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for i, png in enumerate(images):
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{i}.png"\r\n'
-            "Content-Type: image/png\r\n\r\n".encode()
-            + png
-            + b"\r\n"
-        )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: multipart/form-data; "
-        f"boundary={boundary}\r\nContent-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one response (Content-Length or chunked body); return its status code."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-    if "content-length" in headers:
-        await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    return status
+def multipart_request(path: str, images: list[bytes]) -> bytes:
+    """The complete keep-alive HTTP/1.1 request: multipart/form-data with one ``image`` part per PNG."""
+    body, content_type = multipart([("image", f"{i}.png", png, "image/png") for i, png in enumerate(images)],
+                                   boundary=uuid.uuid4().hex)
+    return build("POST", path, body=body, content_type=content_type, keep_alive=True)
 
 
 async def run_load(
@@ -98,8 +72,6 @@ async def run_load(
         raise ValueError("no payload images")
     requests = [
         multipart_request(
-            host,
-            port,
             parts.path + (f"?{parts.query}" if parts.query else ""),
             [payloads[(i + j) % len(payloads)] for j in range(images_per_request)],
         )

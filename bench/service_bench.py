@@ -3,11 +3,11 @@
     python -m bench.service_bench --clients 1 4 16 32 64 --seconds 5 --memory-seconds 120
 
 For each batching mode (on: the service defaults, ``DAE_MAX_BATCH=32 DAE_MAX_WAIT_MS=2``; off:
-``DAE_MAX_BATCH=1 DAE_MAX_WAIT_MS=0``) one real server is started (:class:`bench.server.ServiceProcess`), and
+``DAE_MAX_BATCH=1 DAE_MAX_WAIT_MS=0``) one real server is started (:func:`harness.server.launch`), and
 every (endpoint, images per request, clients) cell is driven by its own ``python -m bench.loadgen`` process
 for at most ``seconds`` and ``max_requests``. The average batch formed in a cell is the change in the server's
 ``dae_batch_images_total / dae_batches_total`` across it. Then a sustained run samples the server's RSS
-every second to show whether memory grows under load.
+every second (:class:`harness.memory.RssSampler`) to show whether memory grows under load.
 
 Endpoints: ``/encode`` (JSON latents) and ``/reconstruct?outputs=reconstruction&format=npz`` (the same four
 graphs as the in-process "reconstruct" path, exact arrays out, no pictures rendered), plus, at one load level,
@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.server import ServiceProcess, parse_batches, parse_histogram
+from bench.metrics import parse_batches, parse_histogram
 from bench.timing import percentile
+from harness.memory import RssSampler
+from harness.server import Server, launch
 
 REPO = Path(__file__).resolve().parent.parent
 ENDPOINTS: dict[str, str] = {
@@ -98,6 +102,20 @@ def write_payloads(folder: Path, image_size: int, count: int = 64) -> str:
     return source
 
 
+@contextmanager
+def service(bundle: Path, log: Path, mode: str, sample_s: float) -> Iterator[tuple[Server, RssSampler]]:
+    """The real service in batching ``mode`` (see MODES), its RSS sampled every ``sample_s`` from ready on."""
+    max_batch, max_wait = MODES[mode]
+    srv = launch(bundle, log, ready_timeout=120, max_batch=max_batch, max_wait_ms=max_wait, log_level="warning",
+                 queue_size=4096, deadline_s=60)
+    rss = RssSampler(srv.pid, sample_s).start()
+    try:
+        yield srv, rss
+    finally:
+        rss.stop()
+        srv.stop()
+
+
 def run_loadgen(
     url: str, payloads: Path, clients: int, images_per_request: int, max_requests: int, seconds: float
 ) -> dict[str, Any]:
@@ -150,7 +168,7 @@ def _mean_ms(pair: tuple[float, float] | None) -> float:
 
 
 def measure_cell(
-    srv: ServiceProcess,
+    srv: Server,
     label: str,
     path: str,
     mode: str,
@@ -162,7 +180,7 @@ def measure_cell(
 ) -> ServiceRow:
     """One load level against a running server, with the server's own view of where the time went."""
     before = srv.metrics()
-    r = run_loadgen(srv.url(path), payloads, clients, images_per_request, max_requests, seconds)
+    r = run_loadgen(srv.url + path, payloads, clients, images_per_request, max_requests, seconds)
     after = srv.metrics()
     lat = r["latencies_s"]
     ok = len(lat)
@@ -216,11 +234,8 @@ def bench_service(
     rows: list[ServiceRow] = []
     peaks: dict[str, float] = {}
     for mode in s.modes:
-        max_batch, max_wait = MODES[mode]
-        with ServiceProcess(
-            bundle, max_batch=max_batch, max_wait_ms=max_wait, log=work / f"service-batching-{mode}.log"
-        ) as srv:
-            run_loadgen(srv.url(ENDPOINTS["reconstruct"]), payloads, 4, 1, 200, min(1.0, s.seconds))  # warm
+        with service(bundle, work / f"service-batching-{mode}.log", mode, sample_s=0.25) as (srv, rss):
+            run_loadgen(srv.url + ENDPOINTS["reconstruct"], payloads, 4, 1, 200, min(1.0, s.seconds))  # warm
             for label, path in ENDPOINTS.items():
                 for ipr in s.images_per_request:
                     for clients in s.clients:
@@ -245,8 +260,7 @@ def bench_service(
                     s.max_requests,
                 )
             )
-            assert srv.memory is not None
-            peaks[mode] = srv.memory.peak_mib
+            peaks[mode] = rss.peak_mb
     memory = sustained_memory(bundle, work, payloads, s)
     return {
         "payload": source,
@@ -261,15 +275,11 @@ def bench_service(
 
 def sustained_memory(bundle: Path, work: Path, payloads: Path, s: ServiceSettings) -> dict[str, Any]:
     """RSS every second during ``memory_seconds`` of /reconstruct load (batching on, 4 images/request)."""
-    max_batch, max_wait = MODES["on"]
-    with ServiceProcess(
-        bundle, max_batch=max_batch, max_wait_ms=max_wait, sample_s=1.0, log=work / "service-memory.log"
-    ) as srv:
+    with service(bundle, work / "service-memory.log", "on", sample_s=1.0) as (srv, rss):
         t0 = time.perf_counter()
-        r = run_loadgen(srv.url(ENDPOINTS["reconstruct"]), payloads, s.memory_clients, 4, 10**7, s.memory_seconds)
-        assert srv.memory is not None
-        samples = [(t, rss) for t, rss in srv.memory.samples if t <= time.perf_counter() - t0 + 1]
-        peak = srv.memory.peak_mib
+        r = run_loadgen(srv.url + ENDPOINTS["reconstruct"], payloads, s.memory_clients, 4, 10**7, s.memory_seconds)
+        samples = [(t, mib) for t, mib in rss.samples_mib if t <= time.perf_counter() - t0 + 1]
+        peak = rss.peak_mb
     return {
         "clients": s.memory_clients,
         "images_per_request": 4,

@@ -24,17 +24,18 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from harness.memory import RssSampler
+from harness.rawhttp import build, request
+from harness.server import StopTimeoutError, launch
 from stress.bundle import choose
-from stress.http import build, request
-from stress.load import RssSampler, Target, burst, capacity, recovery, server_side_s, soak
+from stress.load import Target, burst, capacity, recovery, server_side_s, soak
 from stress.report import write_report
-from stress.server import launch
 
 PROFILES = {
     "full": {"capacity_s": 5.0, "bursts": 3, "max_burst": 3000, "soak_s": 180, "soak_load": 0.7},
     "quick": {"capacity_s": 1.0, "bursts": 1, "max_burst": 300, "soak_s": 5, "soak_load": 0.5},
 }
-SERVER: dict[str, Any] = {"queue_size": 64, "max_batch": 32, "log_level": "warning"}
+SERVER: dict[str, Any] = {"queue_size": 64, "max_batch": 32, "log_level": "warning", "intra_op_threads": 1}
 
 
 def digit_png() -> bytes:
@@ -82,7 +83,10 @@ def main() -> None:
         figures = asyncio.run(run(server.port, server.proc.pid, server.url, PROFILES[args.profile]))
         alive = server.proc.poll() is None
     finally:
-        code = server.stop()
+        try:
+            code: int | str = server.stop()
+        except StopTimeoutError:
+            code = "killed: still running 30 s after SIGTERM"
     figures.update({"profile": args.profile, "bundle": str(bundle), "server_settings": SERVER,
                     "alive_after": alive, "exit_code": code, "wall_s": round(time.monotonic() - t0, 1)})
     args.work.mkdir(parents=True, exist_ok=True)

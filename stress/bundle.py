@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stress.server import REPO
+from harness.server import REPO
 
 DEFAULT = REPO / "models" / "mnist"
 

@@ -1,5 +1,5 @@
 """Load shapes against a running service: closed-loop capacity, an instantaneous burst, an open-loop soak,
-with the server's resident memory sampled from /proc while they run.
+with the server's resident memory sampled (``harness.memory``) while they run.
 
 Every request is accounted for: ``accepted`` (200 and a correct answer), ``wrong`` (200 but not the reference
 answer), ``rejected`` (429), ``other`` (any other status, by status) and ``lost`` (no HTTP answer at all:
@@ -7,7 +7,7 @@ reset, timeout). The reliability claim is ``lost == wrong == 0`` and ``other`` e
 
     target = Target.encode(port, png_bytes)           # POST /encode, raw image/png; checks the latents
     rate = asyncio.run(capacity(target, seconds=3, concurrency=8))
-    with RssSampler(pid) as rss:
+    with RssSampler(pid) as rss:                      # harness.memory
         stats = asyncio.run(burst(target, n=int(10 * rate)))
     stats.as_dict(), rss.peak_mb
 """
@@ -26,58 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from stress.http import Reply, build, request
+from harness.memory import rss_bytes
+from harness.rawhttp import Reply, build, request
 
 HOST = "127.0.0.1"
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` (VmRSS), 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def open_fds(pid: int) -> int:
-    """Open file descriptors of ``pid`` (sockets included): a leak shows up here first."""
-    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
-
-
-class RssSampler:
-    """Samples a process's RSS every ``interval`` seconds in a thread: ``samples`` = [(t, bytes)]."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._t0 = time.monotonic()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.monotonic() - self._t0, rss_bytes(self.pid)))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append((time.monotonic() - self._t0, rss_bytes(self.pid)))
-
-    @property
-    def peak_mb(self) -> float:
-        return max(b for _, b in self.samples) / 2**20
-
-    @property
-    def first_mb(self) -> float:
-        return self.samples[0][1] / 2**20
 
 
 @dataclass

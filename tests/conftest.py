@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import gzip
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
-from stress.server import free_port  # one definition for tests, stress and bench harnesses
+from harness.server import Server
+from harness.server import launch as launch_service
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = REPO / "models" / "mnist"
@@ -106,54 +102,13 @@ def default_bundle() -> Path:
     return DEFAULT_BUNDLE
 
 
-# -- a real server ----------------------------------------------------------------------------------------------
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")
+# -- a real server (harness.server: the one launcher of tests, bench and stress) -----------------------------------
 
 
 def start_server(bundle: Path | None, log: Path, *, wait_ready: bool = True, **settings: Any) -> Server:
-    """``python -m service`` in a subprocess on a free loopback port; waits for /v2/health/ready."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAE_")}
-    env.update({"DAE_HOST": "127.0.0.1", "DAE_PORT": str(port), "DAE_INTRA_OP_THREADS": "1",
-                "PYTHONPATH": str(REPO)})
-    if bundle is not None:
-        env["DAE_BUNDLE"] = str(bundle)
-    env.update({f"DAE_{k.upper()}": str(v) for k, v in settings.items()})
-    with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=fh, stderr=fh)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    if not wait_ready:
-        return server
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.logs()}")
-        try:
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server not ready within 60 s:\n{server.logs()}")
+    """``python -m service`` on a free loopback port, ready within 60 s; one intra-op thread unless told
+    otherwise (the tests share two cores with each other)."""
+    return launch_service(bundle, log, wait_ready=wait_ready, ready_timeout=60, **{"intra_op_threads": 1, **settings})
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ from PIL import Image
 
 from bench import loadgen
 from bench.__main__ import run
+from bench.metrics import parse_batches, parse_histogram
 from bench.release_step import ReleaseStep, bias_reduce_loss, total_vary_loss
-from bench.server import parse_batches, parse_histogram
 from bench.service_bench import memory_growth
 from bench.targets import Target
 from bench.timing import Budget, interleaved, percentile

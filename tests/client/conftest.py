@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from harness.server import Server
 
 
 @pytest.fixture(scope="session")
@@ -32,33 +35,18 @@ def digit_files(mnist_digits: tuple[np.ndarray, np.ndarray], tmp_path_factory: p
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Any:
+def spawn(tmp_path: Path, launch: Callable[..., Server]) -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
     """``spawn(bundle, **settings)`` → (url, process): ``python -m service`` started *without* waiting for ready
     (the retry tests need the moments before ready and after SIGTERM). Killed at the end of the test."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    procs: list[subprocess.Popen[bytes]] = []
-    repo = Path(__file__).resolve().parents[2]
+    servers: list[Server] = []
 
     def start(bundle: Path, **settings: Any) -> tuple[str, subprocess.Popen[bytes]]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DAE_")}
-        env.update({"DAE_HOST": "127.0.0.1", "DAE_PORT": str(port), "DAE_BUNDLE": str(bundle),
-                    "DAE_INTRA_OP_THREADS": "1", "PYTHONPATH": str(repo)})
-        env.update({f"DAE_{k.upper()}": str(v) for k, v in settings.items()})
-        log = (tmp_path / f"server{len(procs)}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=repo, env=env, stdout=log, stderr=log)
-        log.close()
-        procs.append(proc)
-        return f"http://127.0.0.1:{port}", proc
+        server = launch(bundle, tmp_path / f"server{len(servers)}.log", wait_ready=False, **settings)
+        servers.append(server)
+        return server.url, server.proc
 
     yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
+    for server in servers:
+        if server.alive():
+            server.proc.kill()
+        server.proc.wait(10)

@@ -10,15 +10,14 @@ environment for this machine, changing only what must change outside Docker:
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stress.server import free_port  # one definition for tests, stress and bench harnesses
+from harness.ports import free_port
+from harness.server import Process
 
 from . import dockerfile as df
 from .conftest import REPO
@@ -69,15 +68,13 @@ def image_run(service: dict[str, Any], bundle: Path, home: Path, grace_s: float)
                     grace_s)
 
 
-class Running:
-    """A started ImageRun; stop() sends SIGTERM like `docker stop` and returns the exit code."""
+class Running(Process):
+    """A started ImageRun (``harness.server.Process``); stop() sends SIGTERM like `docker stop` and returns the
+    exit code, or raises ``StopTimeoutError`` after killing it once ``stop_grace_period`` has passed."""
 
     def __init__(self, run: ImageRun, cwd: Path, log: Path) -> None:
         self.run = run
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(run.command, env=run.env, cwd=cwd, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        super().__init__(run.command, env=run.env, cwd=cwd, log=log)
 
     def healthy(self) -> bool:
         """The container's HEALTHCHECK command, with the container's environment."""
@@ -87,29 +84,7 @@ class Running:
 
     def wait_healthy(self, within_s: float) -> float:
         """Seconds until healthy; fails with the service's log if it exits or takes longer than within_s."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < within_s:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.log()}")
-            if self.healthy():
-                return time.monotonic() - t0
-            time.sleep(0.25)
-        raise AssertionError(f"not healthy within {within_s}s:\n{self.log()}")
+        return self.wait_until(self.healthy, within_s, "healthy")
 
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.run.grace_s)
-            except subprocess.TimeoutExpired:  # what Docker would do after stop_grace_period
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-                self._log.close()
-                raise AssertionError(f"still running {self.run.grace_s}s after SIGTERM:\n{self.log()}") from None
-        self._log.close()
-        return int(self.proc.returncode)
+    def stop(self, timeout: float | None = None) -> int:
+        return super().stop(self.run.grace_s if timeout is None else timeout)

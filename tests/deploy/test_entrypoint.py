@@ -84,8 +84,8 @@ def test_sigterm_drains_and_exits_within_the_grace_period(compose_config: Callab
         code = running.stop()  # raises if it outlives stop_grace_period, as Docker would SIGKILL it
     # 0, or uvicorn re-raising the SIGTERM it handled after its graceful shutdown (Docker shows 143); a process
     # killed by the signal's default action would also read -15, so the log must show the lifespan ran down.
-    assert code in (0, -signal.SIGTERM), running.log()
-    assert "Application shutdown complete" in running.log()
+    assert code in (0, -signal.SIGTERM), running.logs()
+    assert "Application shutdown complete" in running.logs()
     assert not running.healthy()
 
 
@@ -105,4 +105,4 @@ def test_gpu_image_refuses_to_run_without_cuda(compose_config: Callable[..., dic
     finally:
         running.stop()
     assert code != 0
-    assert "CUDA" in running.log()
+    assert "CUDA" in running.logs()

@@ -23,8 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.ports import free_port
+
 from .conftest import REPO, duration_s
-from .procs import Running, free_port, image_run
+from .procs import Running, image_run
 
 TEMPLATE = REPO / "deploy" / "nginx" / "dae.conf.template"
 _ENVSUBST = re.compile(r"\$\{(\w+)\}|\$(\w+)")

@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.memory import open_fds, rss_bytes
+from harness.rawhttp import build, multipart, request
 from reliability.helpers import metric, ready, wait_until
-from stress.http import build, multipart, request
-from stress.load import open_fds, rss_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 

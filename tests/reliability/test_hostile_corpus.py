@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from harness.rawhttp import build, request
 from reliability.helpers import CORPUS, ready
-from stress.http import build, request
 
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())["cases"]
 HEADER = 6  # version byte, 4 bytes of the model's sha256, dtype byte (docs/service.md, "Latent codes")

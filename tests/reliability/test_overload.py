@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 
-from stress.http import build, request
-from stress.load import RssSampler, Target, burst, capacity, recovery, server_side_s
+from harness.memory import RssSampler
+from harness.rawhttp import build, request
+from stress.load import Target, burst, capacity, recovery, server_side_s
 
 
 def test_burst_of_ten_times_capacity(serve: Callable[..., Any], tiny: Callable[[str], Any], digit: bytes) -> None:

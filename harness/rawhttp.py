@@ -1,8 +1,10 @@
-"""A minimal HTTP/1.1 client over asyncio streams, for load generation and for misbehaving on purpose.
+"""The one raw-socket HTTP/1.1 client (asyncio streams): for misbehaving on purpose, and for overload.
 
-Why not httpx: hundreds of concurrent requests from a pooled client on two shared cores measure the client,
-not the server; and the fault tests need to do what no well-behaved client does (stop mid-upload, hang up
-before reading the answer). One request per connection (``Connection: close``), so nothing is pooled.
+Why not httpx: the fault tests need to do what no well-behaved client does (stop mid-upload, hang up before
+reading the answer, send hostile bytes), and the stress bursts of hundreds of concurrent requests from a pooled
+client on two shared cores would measure the client, not the server. ``request`` sends one request per
+connection (``Connection: close``), so nothing is pooled; ``read_response`` reads one answer off a kept-alive
+connection (``bench.loadgen``).
 
     reply = await request("127.0.0.1", 8000, build("POST", "/encode", body=png, content_type="image/png"))
     reply.status, reply.headers["retry-after"], reply.body, reply.seconds
@@ -24,10 +26,23 @@ class Reply:
     seconds: float = 0.0
 
 
-def build(method: str, path: str, *, body: bytes = b"", content_type: str | None = None,
-          headers: dict[str, str] | None = None) -> bytes:
-    """The raw bytes of one request (``Content-Length`` always set, ``Connection: close``)."""
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(body)}"]
+def build(
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    content_type: str | None = None,
+    headers: dict[str, str] | None = None,
+    keep_alive: bool = False,
+) -> bytes:
+    """The raw bytes of one request (``Content-Length`` always set; ``Connection: close`` unless kept alive)."""
+    connection = "keep-alive" if keep_alive else "close"
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Connection: {connection}",
+        f"Content-Length: {len(body)}",
+    ]
     if content_type:
         lines.append(f"Content-Type: {content_type}")
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -38,8 +53,10 @@ def multipart(files: list[tuple[str, str, bytes, str]], boundary: str = "dae-str
     """(field, filename, data, content type) per file → (body, the multipart Content-Type header value)."""
     out = bytearray()
     for name, filename, data, ctype in files:
-        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
-                f"Content-Type: {ctype}\r\n\r\n").encode()
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f"Content-Type: {ctype}\r\n\r\n"
+        ).encode()
         out += data + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
@@ -62,17 +79,38 @@ async def request(host: str, port: int, raw: bytes, timeout: float = 30.0) -> Re
     return reply
 
 
+def _head(head: bytes) -> tuple[int, dict[str, str]]:
+    """Status code and lower-cased headers of a response head (without the blank line)."""
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+    return status, headers
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one response off a kept-alive connection (Content-Length or chunked body); return its status."""
+    status, headers = _head((await reader.readuntil(b"\r\n\r\n"))[:-4])
+    if "content-length" in headers:
+        await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    return status
+
+
 def parse(data: bytes) -> Reply:
     """A complete HTTP/1.1 response (Content-Length or read-to-close; chunked is decoded)."""
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         raise ValueError(f"incomplete HTTP response ({len(data)} bytes)")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
+    status, headers = _head(head)
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = _dechunk(body)
     elif "content-length" in headers:
@@ -91,5 +129,5 @@ def _dechunk(data: bytes) -> bytes:
         if size == 0:
             break
         out += rest[:size]
-        data = rest[size + 2:]
+        data = rest[size + 2 :]
     return bytes(out)
