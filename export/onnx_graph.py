@@ -90,18 +90,29 @@ def _shape(value: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
-def check_written(path: Path, layout: GraphLayout, opset: int) -> None:
-    """onnx.checker (with strict shape inference), opset, single file, and I/O exactly as in the layout."""
+def checked_model(path: Path, opset: int, source: str) -> onnx.ModelProto:
+    """The one file check of the exporter and of ``verify_bundle``: onnx.checker (full check, strict shape
+    inference) accepts ``path`` and its default-domain opset is ``opset`` (what ``source`` says). Returns the
+    loaded model; ``ValueError`` naming the problem, which each caller wraps in its own error type."""
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:  # onnx raises ValidationError or InferenceError
-        raise ExportError(f"{path.name}: onnx.checker rejected the graph: {e}") from e
+        raise ValueError(f"onnx.checker rejects {path.name}: {e}") from e
     model = onnx.load(str(path), load_external_data=False)
+    got = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if got != opset:
+        raise ValueError(f"{path.name} uses opset {got}, {source} says {opset}")
+    return model
+
+
+def check_written(path: Path, layout: GraphLayout, opset: int) -> None:
+    """onnx.checker (with strict shape inference), opset, single file, and I/O exactly as in the layout."""
+    try:
+        model = checked_model(path, opset, "the export")
+    except ValueError as e:
+        raise ExportError(str(e)) from e
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         raise ExportError(f"{path.name}: weights were written to external data; bundles are single-file")
-    got_opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if got_opset != opset:
-        raise ExportError(f"{path.name}: opset {got_opset}, asked for {opset}")
     float32 = onnx.TensorProto.FLOAT
     for side, values, want in (
         ("input", model.graph.input, layout.inputs),

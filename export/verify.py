@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
 import onnxruntime as ort
 import torch
 
@@ -27,6 +26,7 @@ from bundle.manifest import BundleError, Manifest, check_graph_io, load_manifest
 from export.errors import ParityError
 from export.graphs import load_checkpoint, sizes_of
 from export.inputs import PARITY_IMAGES, random_images, real_images
+from export.onnx_graph import checked_model
 from export.parity import BATCHES, ParityRow, compare, format_table
 
 Progress = Callable[[str], None] | None
@@ -79,15 +79,10 @@ def open_sessions(
 
 def _check_files(bundle_dir: Path, manifest: Manifest) -> None:
     for key, graph in manifest.graphs.items():
-        path = bundle_dir / graph.file
         try:
-            onnx.checker.check_model(str(path), full_check=True)
-        except Exception as e:  # ValidationError, InferenceError
-            raise BundleError(f"graph {key!r}: onnx.checker rejects {graph.file}: {e}") from e
-        opsets = onnx.load(str(path), load_external_data=False).opset_import
-        got = max((o.version for o in opsets if o.domain in ("", "ai.onnx")), default=0)
-        if got != manifest.opset:
-            raise BundleError(f"graph {key!r}: {graph.file} uses opset {got}, manifest says {manifest.opset}")
+            checked_model(bundle_dir / graph.file, manifest.opset, "manifest")
+        except ValueError as e:
+            raise BundleError(f"graph {key!r}: {e}") from e
 
 
 def _check_sessions(manifest: Manifest, sessions: dict[str, ort.InferenceSession]) -> None:
