@@ -9,6 +9,7 @@ the torch-free import test) never load them.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from harness.server import Server
 from harness.server import launch as launch_service
@@ -54,6 +56,14 @@ def mnist_digits(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     images = read("t10k-images-idx3-ubyte", 16)[: 64 * 784].reshape(64, 28, 28)
     labels = read("t10k-labels-idx1-ubyte", 8)[:64]
     return images, labels
+
+
+@pytest.fixture(scope="session")
+def digit(mnist_digits: tuple[np.ndarray, np.ndarray]) -> bytes:
+    """MNIST test digit 0 as PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(mnist_digits[0][0]).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @dataclass

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle_fixtures import VARIANTS, one_thread, write_checkpoint
 
 from export.bundle import export_bundle
+from tests.export.bundle_fixtures import VARIANTS, one_thread, write_checkpoint
 
 
 @pytest.fixture(scope="session")

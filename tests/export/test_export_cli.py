@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bundle_fixtures import REPO
 
 from bundle.manifest import load_manifest
 from export.__main__ import main
+from tests.export.bundle_fixtures import REPO
 
 Exported = Callable[[str], tuple[Path, Path, list[str]]]
 

@@ -13,10 +13,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from bundle_fixtures import REPO, VARIANTS, one_thread
 
 from bundle.manifest import file_sha256, load_manifest
 from export.bundle import export_bundle
+from tests.export.bundle_fixtures import REPO, VARIANTS, one_thread
 from training.checkpoint import load_model
 from training.data import build_dataset
 from training.warp import identity_grid
@@ -133,7 +133,9 @@ def test_manifest_describes_the_bundle(key: str, exported: Exported) -> None:
     cfg = model.cfg
     man = load_manifest(bundle)
     assert (man.variant, man.image_size, man.channels, man.opset) == (cfg.variant, 32, cfg.channels, 17)
-    expected_graphs = ["encoder", "texture"] + ([] if cfg.variant == "autoencoder" else ["deformation", "warp"])
+    expected_graphs = ["encoder", "texture"] + (
+        [] if cfg.variant == "autoencoder" else ["deformation", "warp", "decoder"]
+    )
     assert sorted(man.graphs) == sorted(expected_graphs)
     assert sorted(p.name for p in bundle.iterdir()) == sorted(
         [f"{g}.onnx" for g in expected_graphs] + ["manifest.json"]

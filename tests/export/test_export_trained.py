@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bundle_fixtures import one_thread
 
 from export.bundle import export_bundle
+from tests.export.bundle_fixtures import one_thread
 from training.checkpoint import read_checkpoint
 from training.train import TrainConfig, fit
 

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from bundle_fixtures import one_thread
 
 from bundle.manifest import BundleError, file_sha256, load_manifest
 from export.bundle import export_bundle
 from export.errors import ExportError, ParityError
 from export.parity import BATCH_TOL, PARITY_TOL
 from export.verify import verify_bundle
+from tests.export.bundle_fixtures import one_thread
 
 Exported = Callable[[str], tuple[Path, Path, list[str]]]
 Copy = Callable[[str], Path]

@@ -7,10 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-
-from reliability.helpers import png
 
 # Small limits so that the limit cases stay small on the wire (documented in tests/reliability/corpus/README.md).
 LIMITS = dict(max_body_bytes=1_000_000, max_pixels=1_000_000, max_images_per_request=8, max_steps=16,
@@ -20,11 +17,6 @@ LIMITS = dict(max_body_bytes=1_000_000, max_pixels=1_000_000, max_images_per_req
 @pytest.fixture(scope="session")
 def rel_server(serve: Callable[..., Any], tiny: Callable[[str], Any]) -> Any:
     return serve(tiny("class-aware").bundle, **LIMITS)
-
-
-@pytest.fixture(scope="session")
-def digit(mnist_digits: tuple[np.ndarray, np.ndarray]) -> bytes:
-    return png(mnist_digits[0][0])
 
 
 @pytest.fixture(scope="session")

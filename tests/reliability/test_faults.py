@@ -26,7 +26,7 @@ import pytest
 
 from harness.memory import open_fds, rss_bytes
 from harness.rawhttp import build, multipart, request
-from reliability.helpers import metric, ready, wait_until
+from tests.reliability.helpers import metric, ready, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

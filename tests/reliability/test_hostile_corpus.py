@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from harness.rawhttp import build, request
-from reliability.helpers import CORPUS, ready
+from tests.reliability.helpers import CORPUS, ready
 
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())["cases"]
 HEADER = 6  # version byte, 4 bytes of the model's sha256, dtype byte (docs/service.md, "Latent codes")

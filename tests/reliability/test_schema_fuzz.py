@@ -33,9 +33,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from reliability.helpers import png
 from service.app import create_app
 from service.config import Settings
+from tests.reliability.helpers import png
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 MODEL = "tiny-class-aware"

@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import SecretStr
-from service_helpers import assert_error, files, png
 
 from bundle.manifest import BundleError
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime, StartupError
+from tests.service.service_helpers import assert_error, files, png
 
 DIGIT = png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import files, npz, png
 
 from service.app import create_app
 from service.config import Settings
+from tests.service.service_helpers import files, npz, png
 
 
 @pytest.mark.parametrize("variant", ["dae", "class-aware", "intrinsic", "affine", "autoencoder"])

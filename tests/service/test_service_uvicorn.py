@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from service_helpers import digit_png, files, npz
+
+from tests.service.service_helpers import digit_png, files, npz
 
 
 def metric(text: str, name: str, **labels: str) -> float:

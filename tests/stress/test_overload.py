@@ -1,7 +1,7 @@
 """Overload, quick version (``make stress`` runs the same drivers at full size): a burst of ten times the
 measured capacity against a real uvicorn with a small queue.
 
-    .venv/bin/python -m pytest tests/reliability/test_overload.py -q
+    .venv/bin/python -m pytest tests/stress/test_overload.py -q
 
 Claims: nothing is lost (every request gets an HTTP answer), every 200 is the correct answer (the latents of
 the same image sent alone), every refusal is 429 with a numeric Retry-After and is decided at once (the
