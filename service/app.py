@@ -23,7 +23,7 @@ from service.engine import Engine
 from service.errors import install_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContext
-from service.routes import health, images, latents, models, page
+from service.routes import docs, health, images, latents, models, oip, page
 from service.routes.deps import AppState
 from service.runtime import Runtime
 
@@ -33,8 +33,11 @@ deformation field) and an **appearance** latent (drives a texture in a template 
 warped by the field is the reconstruction.
 
 Latent codes from `/encode` can be passed back to `/decode` and `/interpolate`. Every error has the shape
-`{"error": {"code", "message", "request_id"}}`. Deformation fields are `(2, N, N)`, channel 0 = x (width),
-channel 1 = y (height), in normalised coordinates (-1 and +1 = centres of the border pixels)."""
+`{"error": {"code", "message", "request_id"}}`, except under `/v2` (the Open Inference Protocol: `mnist` takes
+preprocessed images, `mnist-decoder` latents, in JSON or binary tensors), where it is the protocol's
+`{"error": "<message>"}` with the stable code in the `X-Error-Code` header. Deformation fields are `(2, N, N)`,
+channel 0 = x (width), channel 1 = y (height), in normalised coordinates (-1 and +1 = centres of the border
+pixels)."""
 
 
 async def startup(state: AppState) -> None:
@@ -83,12 +86,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("stopped")
 
     app = FastAPI(
-        title="Deforming Autoencoder service", version="1", description=DESCRIPTION, lifespan=lifespan
+        title="Deforming Autoencoder service",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from service/routes/docs.py, with their assets served locally
+        redoc_url=None,
     )
     app.state.dae = state
     install_handlers(app)
-    for router in (health.router, models.router, images.router, latents.router, page.router):
+    for router in (health.router, models.router, oip.router, images.router, latents.router, page.router):
         app.include_router(router)
+    docs.install(app)
     if settings.cors_list:
         app.add_middleware(
             CORSMiddleware,

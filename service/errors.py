@@ -17,6 +17,9 @@
 
 ``install_handlers`` maps this tree, FastAPI's validation errors and Starlette's 404/405 onto the one shape;
 the stable ``code`` is what clients switch on, the message is for people.
+
+Under ``/v2`` (the Open Inference Protocol) the body is the protocol's ``{"error": "<message>"}`` instead, which
+Triton's and KServe's clients read; the stable code is then in the ``X-Error-Code`` header (always sent).
 """
 
 from __future__ import annotations
@@ -119,8 +122,16 @@ def error_body(code: str, message: str, request_id: str, details: Any = None) ->
     return {"error": err}
 
 
-def error_response(exc: ServiceError, request_id: str) -> JSONResponse:
+def is_oip_path(path: str) -> bool:
+    """Routes of the Open Inference Protocol, whose clients expect ``{"error": "<message>"}``."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_response(exc: ServiceError, request_id: str, path: str = "") -> JSONResponse:
     headers = {"X-Request-ID": request_id, **exc.headers} if request_id else dict(exc.headers)
+    headers["X-Error-Code"] = exc.code
+    if is_oip_path(path):
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
     return JSONResponse(
         error_body(exc.code, exc.message, request_id, exc.details), status_code=exc.status, headers=headers
     )
@@ -141,7 +152,7 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ServiceError)
         if exc.status >= 500 and exc.status not in (503, 504):
             log.error("internal error", extra={"request_id": request_id_of(request)}, exc_info=exc)
-        return error_response(exc, request_id_of(request))
+        return error_response(exc, request_id_of(request), request.scope["path"])
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -151,7 +162,7 @@ def install_handlers(app: FastAPI) -> None:
         err = UnprocessableError(
             f"invalid request: {where}: {first['msg']}", "validation_error", details=details
         )
-        return error_response(err, request_id_of(request))
+        return error_response(err, request_id_of(request), request.scope["path"])
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -163,12 +174,14 @@ def install_handlers(app: FastAPI) -> None:
             message = f"method {request.method} not allowed on {request.url.path}"
         err = cls(message, headers=dict(exc.headers or {}))
         err.status = exc.status_code
-        return error_response(err, request_id_of(request))
+        return error_response(err, request_id_of(request), request.scope["path"])
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"request_id": request_id_of(request)}, exc_info=exc)
         return error_response(
-            ServiceError("internal error (a bug: please report the request id)"), request_id_of(request)
+            ServiceError("internal error (a bug: please report the request id)"),
+            request_id_of(request),
+            request.scope["path"],
         )
 
     app.add_exception_handler(ServiceError, on_service_error)

@@ -5,10 +5,11 @@
 - body limit: a ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read (413
   ``body_too_large``); a chunked body is counted as it streams and refused the moment it passes the limit
   (Starlette itself caps neither uploads nor raw bodies).
-- admission: at most ``max_inflight`` product requests (``PRODUCT_PATHS``) are being read, decoded, queued
-  or answered at once; one more gets 429 ``queue_full`` with ``Retry-After`` before its body is read. The
-  batch queues bound *images* but only see a request after its upload is parsed; this bounds what a burst
-  can hold in memory (``max_inflight × max_body_bytes``) and makes refusals instant.
+- admission: at most ``max_inflight`` product requests (``PRODUCT_PATHS`` and the OIP inference routes) are
+  being read, decoded, queued or answered at once; one more gets 429 ``queue_full`` with ``Retry-After``
+  before its body is read. The batch queues bound *images* but only see a request after its upload is
+  parsed; this bounds what a burst can hold in memory (``max_inflight × max_body_bytes``) and makes refusals
+  instant.
 - ``X-Execution-Provider`` on every response once a model is loaded.
 """
 
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLargeError, QueueFullError, error_response
 from service.metrics import Metrics
+from service.oip import INFER_TEMPLATE, is_infer_path
 
 access = logging.getLogger("service.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -81,19 +83,19 @@ class RequestContext:
             await send(message)
 
         length = headers.get("content-length")
-        product = scope["path"] in PRODUCT_PATHS
+        product = scope["path"] in PRODUCT_PATHS or is_infer_path(scope["path"])
         if length is not None and length.isdigit() and int(length) > self.max_body:
             err = PayloadTooLargeError(
                 f"request body of {length} bytes exceeds the limit of {self.max_body} bytes"
             )
-            await error_response(err, rid)(scope, receive, send_wrapped)
+            await error_response(err, rid, scope["path"])(scope, receive, send_wrapped)
         elif product and self.inflight >= self.max_inflight:
             self.metrics.rejections.labels("inflight").inc()
             full = QueueFullError(
                 f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
                 headers={"Retry-After": "1"},
             )
-            await error_response(full, rid)(scope, receive, send_wrapped)
+            await error_response(full, rid, scope["path"])(scope, receive, send_wrapped)
         elif product:
             self.inflight += 1
             try:
@@ -122,7 +124,10 @@ class RequestContext:
         route = scope.get("route")
         # The route template, never the raw path: raw paths would give every 404 its own time series.
         # Requests refused here (413, admission) never reach a route: a product path is still a known template.
-        endpoint = getattr(route, "path", None) or (scope["path"] if scope["path"] in PRODUCT_PATHS else "unmatched")
+        path = scope["path"]
+        endpoint = getattr(route, "path", None) or (
+            path if path in PRODUCT_PATHS else INFER_TEMPLATE if is_infer_path(path) else "unmatched"
+        )
         self.metrics.request_duration.labels(endpoint, scope["method"], str(status)).observe(seconds)
         access.info(
             "request",

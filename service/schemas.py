@@ -94,14 +94,23 @@ class DecodeRequest(BaseModel):
 
 class TensorInfo(BaseModel):
     name: str
-    datatype: str
-    shape: list[int | str]
+    datatype: str = Field(examples=["FP32"])
+    shape: list[int] = Field(description="-1: variable (the batch)", examples=[[-1, 1, 32, 32]])
 
 
-class ModelMetadata(BaseModel):
+class OipModelMetadata(BaseModel):
+    """Model metadata as the Open Inference Protocol (KServe v2) defines it."""
+
     name: str
     versions: list[str]
-    platform: Literal["onnxruntime"] = "onnxruntime"
+    platform: str = Field(examples=["onnxruntime_onnx"])
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+
+class ModelMetadata(OipModelMetadata):
+    """The protocol's fields (inputs/outputs: the OIP model's tensors) and what this service adds."""
+
     variant: str
     image_size: int
     channels: int
@@ -109,16 +118,48 @@ class ModelMetadata(BaseModel):
     class_names: list[str]
     sha256: str
     providers: dict[str, list[str]] = Field(description="per graph: the execution providers really active")
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
     graphs: dict[str, dict[str, list[TensorInfo]]]
     preprocessing: dict[str, Any]
     warp: dict[str, Any] | None
     provenance: dict[str, Any]
     limits: dict[str, Any]
     outputs_available: list[str]
+    decoder_model: str = Field(description="the OIP model that decodes latents (latents in, images out)")
 
 
 class HealthResponse(BaseModel):
     status: Literal["live", "ready", "not_ready", "draining"]
     reason: str | None = None
+    live: bool = Field(description="the process serves HTTP (what KServe's client reads)")
+    ready: bool | None = Field(default=None, description="readiness: loaded, warmed up, not draining")
+
+
+class OipError(BaseModel):
+    """The Open Inference Protocol's error (every error under /v2); the stable code is in ``X-Error-Code``."""
+
+    error: str = Field(examples=["model 'mnist' has no input 'images'; its inputs are ['image']"])
+
+
+class ServerMetadata(BaseModel):
+    name: str = Field(examples=["dae-service"])
+    version: str
+    extensions: list[str] = Field(examples=[["binary_tensor_data"]])
+    models: list[str] = Field(description="the models this server serves (OIP names)")
+
+
+class InferTensor(BaseModel):
+    name: str
+    datatype: str = Field(examples=["FP32"])
+    shape: list[int] = Field(examples=[[1, 1, 32, 32]])
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size (binary inputs/outputs), binary_data (requested outputs)"
+    )
+    data: list[Any] | None = Field(default=None, description="row-major values, flat or nested")
+
+
+class InferResponseBody(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[InferTensor]

@@ -12,22 +12,24 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.routes.deps import AppState, StateDep
-from service.schemas import HealthResponse
+from service.routes.oip import EXTENSIONS, oip_models
+from service.schemas import HealthResponse, ServerMetadata
 
 router = APIRouter(tags=["operations"])
 
 
+# Bodies carry the protocol's booleans (KServe's client reads "live" and "ready") beside our "status".
 def _live() -> JSONResponse:
-    return JSONResponse(HealthResponse(status="live").model_dump(exclude_none=True))
+    return JSONResponse(HealthResponse(status="live", live=True).model_dump(exclude_none=True))
 
 
 def _ready(state: AppState) -> JSONResponse:
     if state.draining:
-        body = HealthResponse(status="draining", reason="shutting down")
+        body = HealthResponse(status="draining", reason="shutting down", live=True, ready=False)
     elif not state.ready:
-        body = HealthResponse(status="not_ready", reason=state.reason)
+        body = HealthResponse(status="not_ready", reason=state.reason, live=True, ready=False)
     else:
-        return JSONResponse(HealthResponse(status="ready").model_dump(exclude_none=True))
+        return JSONResponse(HealthResponse(status="ready", live=True, ready=True).model_dump(exclude_none=True))
     return JSONResponse(body.model_dump(exclude_none=True), status_code=503, headers={"Retry-After": "1"})
 
 
@@ -60,8 +62,8 @@ async def metrics(state: StateDep) -> Response:
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v2")
-async def server_metadata(state: StateDep) -> dict[str, object]:
-    """Server metadata (Open Inference Protocol v2 style)."""
-    models = [state.engine.name] if state.engine is not None else []
-    return {"name": "dae-service", "version": "1", "extensions": [], "models": models}
+@router.get("/v2", response_model=ServerMetadata)
+async def server_metadata(state: StateDep) -> ServerMetadata:
+    """Server metadata (Open Inference Protocol): name, version, protocol extensions, the models served."""
+    models = list(oip_models(state.engine)) if state.engine is not None else []
+    return ServerMetadata(name="dae-service", version="1", extensions=list(EXTENSIONS), models=models)

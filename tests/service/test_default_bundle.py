@@ -8,16 +8,15 @@ from typing import Any
 
 import httpx
 import numpy as np
-
-from tests.service.service_helpers import digit_png, files, npz
+from service_helpers import digit_png, files, npz
 
 
 def test_default_bundle_serves_real_digits(default_bundle: Path, serve: Callable[..., Any],
                                            mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
     server = serve(None)  # no DAE_BUNDLE: the package-relative default must be found
     meta = httpx.get(f"{server.url}/v2").json()
-    assert len(meta["models"]) == 1
     name = meta["models"][0]
+    assert meta["models"] == [name, f"{name}-decoder"]  # the model and its decoders (OIP)
     m = httpx.get(f"{server.url}/v2/models/{name}").json()
     assert m["image_size"] == 32 and m["channels"] == 1 and m["variant"] in ("dae", "class-aware")
     blobs = [digit_png(mnist_digits, i) for i in range(16)]

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from service_helpers import digit_png, files, npz
 
 from service.app import create_app
 from service.config import Settings
-from tests.service.service_helpers import assert_error, digit_png, files, npz
 
 
 @pytest.fixture(scope="module")
@@ -207,11 +207,13 @@ def test_metadata_health_and_headers(api: Callable[..., TestClient], digits: lis
     assert m["providers"]["encoder"][0] == "CPUExecutionProvider" and set(m["providers"]) == {
         "encoder", "texture", "deformation", "warp"}
     assert m["variant"] == "class-aware" and m["class_names"] == [str(i) for i in range(10)]
-    assert m["inputs"][0]["name"] == "image" and m["inputs"][0]["shape"] == ["batch", 1, 32, 32]
-    assert_error(c.get("/v2/models/other"), 404, "model_not_found")
+    assert m["inputs"][0]["name"] == "image" and m["inputs"][0]["shape"] == [-1, 1, 32, 32]  # OIP: -1 = batch
+    other = c.get("/v2/models/other")  # under /v2 the protocol's error shape, the code in a header
+    assert other.status_code == 404 and set(other.json()) == {"error"}
+    assert other.headers["x-error-code"] == "model_not_found"
     assert c.get("/v2/models/tiny-class-aware/ready").json() == {"name": "tiny-class-aware", "ready": True}
-    assert c.get("/v2/health/live").json() == {"status": "live"}
-    assert c.get("/v2/health/ready").json() == {"status": "ready"}
+    assert c.get("/v2/health/live").json() == {"status": "live", "live": True}
+    assert c.get("/v2/health/ready").json() == {"status": "ready", "live": True, "ready": True}
     assert c.get("/readyz").status_code == c.get("/livez").status_code == 200
     r = c.post("/reconstruct", files=files(digits[0]), headers={"X-Request-ID": "my-id-1"})
     assert r.headers["x-request-id"] == "my-id-1"
