@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from service_helpers import digit_png, files, npz
+
+from tests.service.service_helpers import digit_png, files, npz
 
 
 def test_default_bundle_serves_real_digits(default_bundle: Path, serve: Callable[..., Any],

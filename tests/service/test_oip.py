@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_helpers import files, npz, png
+
+from tests.service.service_helpers import files, npz, png
 
 tritonhttp = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import digit_png, files, npz
 
 from service.app import create_app
 from service.config import Settings
+from tests.service.service_helpers import assert_error, digit_png, files, npz
 
 
 @pytest.fixture(scope="module")
