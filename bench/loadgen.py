@@ -51,8 +51,9 @@ class LoadResult:
 
 def multipart_request(path: str, images: list[bytes]) -> bytes:
     """The complete keep-alive HTTP/1.1 request: multipart/form-data with one ``image`` part per PNG."""
-    body, content_type = multipart([("image", f"{i}.png", png, "image/png") for i, png in enumerate(images)],
-                                   boundary=uuid.uuid4().hex)
+    body, content_type = multipart(
+        [("image", f"{i}.png", png, "image/png") for i, png in enumerate(images)], boundary=uuid.uuid4().hex
+    )
     return build("POST", path, body=body, content_type=content_type, keep_alive=True)
 
 

@@ -61,7 +61,8 @@ def ort_sessions(bundle: Path, threads: int) -> dict[str, ort.InferenceSession]:
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 class OrtPipeline:

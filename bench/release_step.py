@@ -92,7 +92,7 @@ class ReleaseStep:
         self.updator_decoders.zero_grad()
         out, res = self.forward(img)
         loss = F.l1_loss(out, img) + total_vary_loss(res, 1e-6) + bias_reduce_loss(res, 1e-2)
-        loss.backward()
+        torch.autograd.backward(loss)
         self.updator_encoders.step()
         self.updator_decoders.step()
         return float(loss.detach())
@@ -109,7 +109,7 @@ def our_step(image_size: int, device: torch.device | str = "cpu") -> Callable[[T
     def step(img: Tensor) -> float:
         loss, _ = dae_loss(model(img), img)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         opt.step()
         return float(loss.detach())
 

@@ -106,8 +106,16 @@ def write_payloads(folder: Path, image_size: int, count: int = 64) -> str:
 def service(bundle: Path, log: Path, mode: str, sample_s: float) -> Iterator[tuple[Server, RssSampler]]:
     """The real service in batching ``mode`` (see MODES), its RSS sampled every ``sample_s`` from ready on."""
     max_batch, max_wait = MODES[mode]
-    srv = launch(bundle, log, ready_timeout=120, max_batch=max_batch, max_wait_ms=max_wait, log_level="warning",
-                 queue_size=4096, deadline_s=60)
+    srv = launch(
+        bundle,
+        log,
+        ready_timeout=120,
+        max_batch=max_batch,
+        max_wait_ms=max_wait,
+        log_level="warning",
+        queue_size=4096,
+        deadline_s=60,
+    )
     rss = RssSampler(srv.pid, sample_s).start()
     try:
         yield srv, rss

@@ -1,12 +1,12 @@
 """Python client for the DAE service (httpx; numpy + Pillow results; no torch). See docs/client.md.
 
-    from client import Client
-    with Client("http://127.0.0.1:8000") as dae:
-        a, b = dae.encode_batch(["three.png", "seven.png"])
-        dae.reconstruct("three.png").save("out", "three")
-        frames = dae.interpolate(a, b, steps=8, factor="shape")
+from client import Client
+with Client("http://127.0.0.1:8000") as dae:
+    a, b = dae.encode_batch(["three.png", "seven.png"])
+    dae.reconstruct("three.png").save("out", "three")
+    frames = dae.interpolate(a, b, steps=8, factor="shape")
 
-    python -m client reconstruct digit.png --out DIR      # also: encode, decode, swap, interpolate
+python -m client reconstruct digit.png --out DIR      # also: encode, decode, swap, interpolate
 """
 
 from client.api import DEFAULT_URL, AsyncClient, Client

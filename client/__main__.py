@@ -38,8 +38,9 @@ def parser() -> argparse.ArgumentParser:
     outs.add_argument("--outputs", default=None, help="comma-separated outputs (default: the service's)")
     outs.add_argument("--class", dest="klass", default=None, help="class-aware models: decode as this class")
 
-    p = argparse.ArgumentParser(prog="python -m client", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m client", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("encode", parents=[common], help="images -> latents and codes")
     e.add_argument("images", nargs="+", type=Path)
@@ -70,8 +71,12 @@ def write(results: Sequence[Result], out: Path, stems: Sequence[str]) -> list[Pa
 
 
 def encoding_json(enc: Encoding, source: str) -> dict[str, object]:
-    body: dict[str, object] = {"source": source, "code": enc.code, "shape": enc.shape.tolist(),
-                               "appearance": enc.appearance.tolist()}
+    body: dict[str, object] = {
+        "source": source,
+        "code": enc.code,
+        "shape": enc.shape.tolist(),
+        "appearance": enc.appearance.tolist(),
+    }
     if enc.shading is not None:
         body["shading"] = enc.shading.tolist()
     if enc.predicted_label is not None:
@@ -92,8 +97,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     outputs, klass = getattr(args, "outputs", None), class_arg(getattr(args, "klass", None))
     with Client(args.url or default_url(), token=args.token, timeout=args.timeout, retry=retry) as dae:
         if args.command == "encode":
-            lines = [encoding_json(e, str(p)) for e, p in zip(dae.encode_batch(args.images), args.images,
-                                                                strict=True)]
+            lines = [encoding_json(e, str(p)) for e, p in zip(dae.encode_batch(args.images), args.images, strict=True)]
             for line in lines:
                 print(json.dumps(line))
             if args.out is None:

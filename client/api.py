@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -32,6 +32,7 @@ from client.results import Encoding, ImageInput, Result
 from client.retry import RetryPolicy
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+T = TypeVar("T")
 Outputs = Sequence[str] | str | None
 
 
@@ -50,9 +51,9 @@ def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
     return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
 
-def _result(call: rq.Call, r: httpx.Response) -> Any:
+def _result(call: rq.Call[T], r: httpx.Response) -> T:
     if call.raw:
-        return r.content
+        return call.parse(r.content)
     try:
         body = r.json()
     except ValueError as e:
@@ -76,18 +77,18 @@ class _Wait:
 class _Base:
     """Everything but the I/O: what to send for a ``Call`` and what to do with each answer (shared by both)."""
 
-    def __init__(self, url: str | None, token: str | None, timeout: float | httpx.Timeout,
-                 retry: RetryPolicy | None) -> None:
+    def __init__(
+        self, url: str | None, token: str | None, timeout: float | httpx.Timeout, retry: RetryPolicy | None
+    ) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.retry = retry or RetryPolicy()
         self._args: dict[str, Any] = {"base_url": self.url, "headers": _headers(token), "timeout": _timeout(timeout)}
 
     @staticmethod
-    def _request_args(call: rq.Call) -> dict[str, Any]:
-        return {"method": call.method, "url": call.path, "params": call.params, "files": call.files,
-                "json": call.json}
+    def _request_args(call: rq.Call[Any]) -> dict[str, Any]:
+        return {"method": call.method, "url": call.path, "params": call.params, "files": call.files, "json": call.json}
 
-    def _outcome(self, call: rq.Call, attempt: int, answer: httpx.Response | httpx.TransportError) -> Any:
+    def _outcome(self, call: rq.Call[T], attempt: int, answer: httpx.Response | httpx.TransportError) -> T | _Wait:
         """The parsed result, or a ``_Wait`` before the next try; raises when the call has failed for good."""
         if isinstance(answer, httpx.TimeoutException):  # not retried: the server may still be working on it
             raise _transport(answer, self.url) from answer
@@ -106,8 +107,15 @@ class _Base:
 class Client(_Base):
     """Blocking client. ``timeout``: seconds per try (or an ``httpx.Timeout``); ``token``: DAE_AUTH_TOKEN."""
 
-    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float | httpx.Timeout = 30.0,
-                 retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         super().__init__(url, token, timeout, retry)
         self._http = httpx.Client(transport=transport, **self._args)
 
@@ -120,7 +128,7 @@ class Client(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, call: rq.Call) -> Any:
+    def _send(self, call: rq.Call[T]) -> T:
         for attempt in range(self.retry.attempts):
             answer: httpx.Response | httpx.TransportError
             try:
@@ -135,8 +143,8 @@ class Client(_Base):
 
     def metadata(self) -> dict[str, Any]:
         """``/v2/models/{name}`` of the served model: variant, latent sizes, class names, outputs, limits."""
-        name = self._send(rq.Call("GET", "/v2"))["models"][0]
-        return dict(self._send(rq.Call("GET", f"/v2/models/{name}")))
+        name = self._send(rq.get_json("/v2"))["models"][0]
+        return dict(self._send(rq.get_json(f"/v2/models/{name}")))
 
     def encode(self, image: ImageInput) -> Encoding:
         return self.encode_batch([image])[0]
@@ -147,52 +155,77 @@ class Client(_Base):
     def reconstruct(self, image: ImageInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
         return self.reconstruct_batch([image], outputs=outputs, class_=class_)[0]
 
-    def reconstruct_batch(self, images: Sequence[ImageInput], *, outputs: Outputs = None,
-                          class_: ClassInput = None) -> list[Result]:
+    def reconstruct_batch(
+        self, images: Sequence[ImageInput], *, outputs: Outputs = None, class_: ClassInput = None
+    ) -> list[Result]:
         return self._send(rq.reconstruct(images, outputs, class_))
 
     def decode(self, latent: LatentInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
         return self.decode_batch([latent], outputs=outputs, class_=class_)[0]
 
-    def decode_batch(self, latents: Sequence[LatentInput], *, outputs: Outputs = None,
-                     class_: ClassInput = None) -> list[Result]:
+    def decode_batch(
+        self, latents: Sequence[LatentInput], *, outputs: Outputs = None, class_: ClassInput = None
+    ) -> list[Result]:
         return self._send(rq.decode(latents, outputs, class_))
 
-    def swap(self, shape: ImageInput, appearance: ImageInput, *, outputs: Outputs = None,
-             class_: ClassInput = None) -> Result:
+    def swap(
+        self, shape: ImageInput, appearance: ImageInput, *, outputs: Outputs = None, class_: ClassInput = None
+    ) -> Result:
         """The shape of ``shape`` with the appearance of ``appearance``."""
         return self._send(rq.swap(shape, appearance, outputs, class_))
 
-    def interpolate(self, start: LatentInput, end: LatentInput, *, steps: int = 8, factor: Factor = "both",
-                    outputs: Outputs = None, class_: ClassInput = None) -> list[Result]:
+    def interpolate(
+        self,
+        start: LatentInput,
+        end: LatentInput,
+        *,
+        steps: int = 8,
+        factor: Factor = "both",
+        outputs: Outputs = None,
+        class_: ClassInput = None,
+    ) -> list[Result]:
         """``steps`` frames from ``start`` to ``end`` moving ``factor``; the ends are the given latents exactly."""
         return self._send(rq.interpolate(start, end, steps, factor, outputs, class_))
 
-    def interpolate_gif(self, start: LatentInput, end: LatentInput, *, steps: int = 8, factor: Factor = "both",
-                        outputs: Outputs = None, class_: ClassInput = None) -> bytes:
+    def interpolate_gif(
+        self,
+        start: LatentInput,
+        end: LatentInput,
+        *,
+        steps: int = 8,
+        factor: Factor = "both",
+        outputs: Outputs = None,
+        class_: ClassInput = None,
+    ) -> bytes:
         """The same frames as an animated GIF, rendered by the service."""
-        return self._send(rq.interpolate(start, end, steps, factor, outputs, class_, "gif"))
+        return self._send(rq.interpolate_gif(start, end, steps, factor, outputs, class_))
 
 
 class AsyncClient(_Base):
     """The asyncio twin of ``Client`` (``await`` every method; ``async with``)."""
 
-    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float | httpx.Timeout = 30.0,
-                 retry: RetryPolicy | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         super().__init__(url, token, timeout, retry)
         self._http = httpx.AsyncClient(transport=transport, **self._args)
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, call: rq.Call) -> Any:
+    async def _send(self, call: rq.Call[T]) -> T:
         for attempt in range(self.retry.attempts):
             answer: httpx.Response | httpx.TransportError
             try:
@@ -206,8 +239,8 @@ class AsyncClient(_Base):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def metadata(self) -> dict[str, Any]:
-        name = (await self._send(rq.Call("GET", "/v2")))["models"][0]
-        return dict(await self._send(rq.Call("GET", f"/v2/models/{name}")))
+        name = (await self._send(rq.get_json("/v2")))["models"][0]
+        return dict(await self._send(rq.get_json(f"/v2/models/{name}")))
 
     async def encode(self, image: ImageInput) -> Encoding:
         return (await self.encode_batch([image]))[0]
@@ -218,27 +251,44 @@ class AsyncClient(_Base):
     async def reconstruct(self, image: ImageInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
         return (await self.reconstruct_batch([image], outputs=outputs, class_=class_))[0]
 
-    async def reconstruct_batch(self, images: Sequence[ImageInput], *, outputs: Outputs = None,
-                                class_: ClassInput = None) -> list[Result]:
+    async def reconstruct_batch(
+        self, images: Sequence[ImageInput], *, outputs: Outputs = None, class_: ClassInput = None
+    ) -> list[Result]:
         return await self._send(rq.reconstruct(images, outputs, class_))
 
     async def decode(self, latent: LatentInput, *, outputs: Outputs = None, class_: ClassInput = None) -> Result:
         return (await self.decode_batch([latent], outputs=outputs, class_=class_))[0]
 
-    async def decode_batch(self, latents: Sequence[LatentInput], *, outputs: Outputs = None,
-                           class_: ClassInput = None) -> list[Result]:
+    async def decode_batch(
+        self, latents: Sequence[LatentInput], *, outputs: Outputs = None, class_: ClassInput = None
+    ) -> list[Result]:
         return await self._send(rq.decode(latents, outputs, class_))
 
-    async def swap(self, shape: ImageInput, appearance: ImageInput, *, outputs: Outputs = None,
-                   class_: ClassInput = None) -> Result:
+    async def swap(
+        self, shape: ImageInput, appearance: ImageInput, *, outputs: Outputs = None, class_: ClassInput = None
+    ) -> Result:
         return await self._send(rq.swap(shape, appearance, outputs, class_))
 
-    async def interpolate(self, start: LatentInput, end: LatentInput, *, steps: int = 8, factor: Factor = "both",
-                          outputs: Outputs = None, class_: ClassInput = None) -> list[Result]:
-        return await self._send(
-            rq.interpolate(start, end, steps, factor, outputs, class_))
+    async def interpolate(
+        self,
+        start: LatentInput,
+        end: LatentInput,
+        *,
+        steps: int = 8,
+        factor: Factor = "both",
+        outputs: Outputs = None,
+        class_: ClassInput = None,
+    ) -> list[Result]:
+        return await self._send(rq.interpolate(start, end, steps, factor, outputs, class_))
 
-    async def interpolate_gif(self, start: LatentInput, end: LatentInput, *, steps: int = 8,
-                              factor: Factor = "both", outputs: Outputs = None, class_: ClassInput = None) -> bytes:
-        return await self._send(
-            rq.interpolate(start, end, steps, factor, outputs, class_, "gif"))
+    async def interpolate_gif(
+        self,
+        start: LatentInput,
+        end: LatentInput,
+        *,
+        steps: int = 8,
+        factor: Factor = "both",
+        outputs: Outputs = None,
+        class_: ClassInput = None,
+    ) -> bytes:
+        return await self._send(rq.interpolate_gif(start, end, steps, factor, outputs, class_))

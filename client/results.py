@@ -28,9 +28,9 @@ class Encoding:
 
     index: int
     code: str
-    shape: np.ndarray                       # (S,) float32; empty for the plain autoencoder
-    appearance: np.ndarray                  # (A,) float32
-    shading: np.ndarray | None = None       # intrinsic models
+    shape: np.ndarray  # (S,) float32; empty for the plain autoencoder
+    appearance: np.ndarray  # (A,) float32
+    shading: np.ndarray | None = None  # intrinsic models
     class_probabilities: np.ndarray | None = None  # class-aware models
     predicted_class: int | None = None
     predicted_label: str | None = None
@@ -49,7 +49,7 @@ class Result:
     code: str | None
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     images: dict[str, Image.Image] = field(default_factory=dict)
-    t: float | None = None                   # interpolation: 0 at start, 1 at end
+    t: float | None = None  # interpolation: 0 at start, 1 at end
 
     @property
     def texture(self) -> np.ndarray:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 4                  # tries in all (1 = no retry)
-    backoff_s: float = 0.2             # first wait; doubles each retry
-    max_delay_s: float = 10.0          # no single wait is longer
+    attempts: int = 4  # tries in all (1 = no retry)
+    backoff_s: float = 0.2  # first wait; doubles each retry
+    max_delay_s: float = 10.0  # no single wait is longer
     statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 503}))
     retry_connect_errors: bool = True  # refused / reset before an answer (the request did nothing)
-    jitter: float = 0.25               # +0..25 % so many clients do not retry in step
+    jitter: float = 0.25  # +0..25 % so many clients do not retry in step
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -38,6 +38,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try ``attempt + 1``: backoff with jitter, at least ``Retry-After``, capped."""
-        backoff = self.backoff_s * (2**attempt) * (1.0 + self.jitter * random.random())
+        backoff = self.backoff_s * (2.0**attempt) * (1.0 + self.jitter * random.random())
         wait = backoff if retry_after is None else max(backoff, retry_after)
         return min(self.max_delay_s, wait)

@@ -40,8 +40,12 @@ def _export_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 16: GridSample)")
     p.add_argument("--no-verify", action="store_true", help="skip verification and parity (not recommended)")
-    p.add_argument("--metrics", type=Path, default=None,
-                   help="JSON of evaluation metrics (python -m training evaluate --out) to record in the manifest")
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        default=None,
+        help="JSON of evaluation metrics (python -m training evaluate --out) to record in the manifest",
+    )
     return p
 
 

@@ -180,7 +180,11 @@ def export_bundle(
     checkpoint's own metrics in the manifest's provenance.
     Raises ExportError / ParityError / BundleError; ``out`` is untouched then.
     """
-    say = (lambda m: progress(f"[export] {m}")) if progress is not None else (lambda m: None)
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(f"[export] {message}")
+
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     manifest_name = bundle_name(out, name)

@@ -16,6 +16,7 @@ from pathlib import Path
 import onnx
 import torch
 from torch import nn
+from torch.jit._trace import TracerWarning  # torch.jit re-exports it without listing it (mypy --strict)
 
 from bundle.layout import GraphLayout
 from export.errors import ExportError
@@ -66,7 +67,7 @@ def write_graph(module: nn.Module, layout: GraphLayout, path: Path, *, opset: in
         # torch installs this filter at import (TracerWarning.ignore_lib_warnings): tracer warnings raised in
         # torch's own library code (e.g. InstanceNorm's spatial-size check) are noise. pytest and any caller's
         # catch_warnings() drop it, so restore it here; tracer warnings from *our* code still surface.
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.(?!jit)")
+        warnings.filterwarnings("ignore", category=TracerWarning, module=r"torch\.(?!jit)")
         try:
             torch.onnx.export(
                 module,

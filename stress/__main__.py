@@ -57,16 +57,27 @@ async def run(port: int, pid: int, url: str, p: dict[str, float]) -> dict[str, o
         with RssSampler(pid, 0.1) as rss:
             stats = await burst(target, n)
         rec = await recovery(target)
-        bursts.append({**stats.as_dict(), "rss_before_mb": round(rss.first_mb, 1),
-                       "rss_peak_mb": round(rss.peak_mb, 1), "recovered_s": round(rec, 3)})
+        bursts.append(
+            {
+                **stats.as_dict(),
+                "rss_before_mb": round(rss.first_mb, 1),
+                "rss_peak_mb": round(rss.peak_mb, 1),
+                "recovered_s": round(rec, 3),
+            }
+        )
     text = httpx.get(f"{url}/metrics").text
     server_429 = {f"p{int(q * 100)}": server_side_s(text, "/encode", 429, q)[1] for q in (0.5, 0.9, 1.0)}
     server_200 = {f"p{int(q * 100)}": server_side_s(text, "/encode", 200, q)[1] for q in (0.5, 0.9, 1.0)}
     total, series = await soak(target, max(1.0, p["soak_load"] * rate), p["soak_s"], pid)
-    return {"capacity_rps": round(rate, 1), "burst_size": n, "bursts": bursts,
-            "server_seconds_429": server_429, "server_seconds_200": server_200,
-            "soak": {**total.as_dict(), "rate_rps": round(p["soak_load"] * rate, 1), "seconds": p["soak_s"]},
-            "soak_series": [asdict(s) for s in series]}
+    return {
+        "capacity_rps": round(rate, 1),
+        "burst_size": n,
+        "bursts": bursts,
+        "server_seconds_429": server_429,
+        "server_seconds_200": server_200,
+        "soak": {**total.as_dict(), "rate_rps": round(p["soak_load"] * rate, 1), "seconds": p["soak_s"]},
+        "soak_series": [asdict(s) for s in series],
+    }
 
 
 def main() -> None:
@@ -87,8 +98,16 @@ def main() -> None:
             code: int | str = server.stop()
         except StopTimeoutError:
             code = "killed: still running 30 s after SIGTERM"
-    figures.update({"profile": args.profile, "bundle": str(bundle), "server_settings": SERVER,
-                    "alive_after": alive, "exit_code": code, "wall_s": round(time.monotonic() - t0, 1)})
+    figures.update(
+        {
+            "profile": args.profile,
+            "bundle": str(bundle),
+            "server_settings": SERVER,
+            "alive_after": alive,
+            "exit_code": code,
+            "wall_s": round(time.monotonic() - t0, 1),
+        }
+    )
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "reliability.json").write_text(json.dumps(figures, indent=1))
     path = write_report(figures, args.out)

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,8 +118,7 @@ class Tally:
         for o in outcomes:
             if o.status not in (None, 200, 429):
                 t.other[str(o.status)] = t.other.get(str(o.status), 0) + 1
-        t.rejected_without_retry_after = sum(o.status == 429 and not (o.retry_after or "").isdigit()
-                                             for o in outcomes)
+        t.rejected_without_retry_after = sum(o.status == 429 and not (o.retry_after or "").isdigit() for o in outcomes)
         if ok:
             t.accepted_p50_s, t.accepted_max_s = round(statistics.median(ok), 4), round(max(ok), 4)
         if busy:
@@ -165,8 +162,9 @@ class SoakSecond:
     rss_mb: float = 0.0
 
 
-async def soak(target: Target, rate: float, seconds: float, pid: int, max_in_flight: int = 256
-               ) -> tuple[Tally, list[SoakSecond]]:
+async def soak(
+    target: Target, rate: float, seconds: float, pid: int, max_in_flight: int = 256
+) -> tuple[Tally, list[SoakSecond]]:
     """Open loop at ``rate`` requests/s for ``seconds`` (arrivals do not wait for answers, as real clients
     do not); per second: counts, median latency and the server's RSS."""
     outcomes: list[tuple[int, Outcome]] = []
@@ -196,10 +194,17 @@ async def soak(target: Target, rate: float, seconds: float, pid: int, max_in_fli
     for s in range(int(seconds)):
         mine = [o for sec, o in outcomes if sec == s]
         lat = [o.seconds for o in mine if o.correct]
-        series.append(SoakSecond(
-            s, len(mine), sum(o.correct for o in mine), sum(o.status == 429 for o in mine),
-            sum(not o.correct and o.status != 429 for o in mine), round(statistics.median(lat), 4) if lat else 0.0,
-            round(rss.get(s, 0.0), 1)))
+        series.append(
+            SoakSecond(
+                s,
+                len(mine),
+                sum(o.correct for o in mine),
+                sum(o.status == 429 for o in mine),
+                sum(not o.correct and o.status != 429 for o in mine),
+                round(statistics.median(lat), 4) if lat else 0.0,
+                round(rss.get(s, 0.0), 1),
+            )
+        )
     return total, series
 
 
@@ -209,8 +214,11 @@ def server_side_s(metrics_text: str, endpoint: str, status: int, q: float = 1.0)
     from the first byte it handled to its answer — not the client's wait in the kernel's accept queue."""
     buckets: list[tuple[float, float]] = []
     for line in metrics_text.splitlines():
-        if (line.startswith("dae_request_duration_seconds_bucket{") and f'endpoint="{endpoint}"' in line
-                and f'status="{status}"' in line):
+        if (
+            line.startswith("dae_request_duration_seconds_bucket{")
+            and f'endpoint="{endpoint}"' in line
+            and f'status="{status}"' in line
+        ):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
     if not buckets:

@@ -33,5 +33,12 @@ def run_blocked(code: str, blocked: set[str], *args: str) -> subprocess.Complete
     """``python -c BLOCKER + code`` in the repository root; the result (text output, never raises)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     program = _BLOCKER.format(blocked=sorted(blocked)) + code
-    return subprocess.run([sys.executable, "-c", program, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", program, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

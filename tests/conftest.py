@@ -48,6 +48,7 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_digits(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """The first 64 MNIST test digits (uint8 (64, 28, 28)) and their labels."""
+
     def read(name: str, offset: int) -> np.ndarray:
         plain = mnist_dir / name
         raw = plain.read_bytes() if plain.exists() else gzip.decompress((mnist_dir / f"{name}.gz").read_bytes())

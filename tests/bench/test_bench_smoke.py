@@ -28,9 +28,20 @@ from training.losses import bias_reduction, total_variation
 def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
     report = run("ci", tmp_path / "docs", tmp_path / "work", progress=False)
     text = report.read_text()
-    for needle in ("## Machine", "## Targets", "no GPU", "70 % of in-process", "+ 3 ms", "1.5 × PyTorch eager",
-                   "batching on ≥ 1.3", "memory flat", "## Model in process", "## Service under load",
-                   "## Training", "## Memory under sustained load"):
+    for needle in (
+        "## Machine",
+        "## Targets",
+        "no GPU",
+        "70 % of in-process",
+        "+ 3 ms",
+        "1.5 × PyTorch eager",
+        "batching on ≥ 1.3",
+        "memory flat",
+        "## Model in process",
+        "## Service under load",
+        "## Training",
+        "## Memory under sustained load",
+    ):
         assert needle in text, needle
     for name in ("model", "service", "memory", "training"):
         with Image.open(tmp_path / "docs" / "figures" / f"bench_{name}.png") as im:
@@ -71,8 +82,11 @@ def test_release_step_trains() -> None:
 
 def test_interleaved_alternates_the_sides() -> None:
     calls: list[str] = []
-    times = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                        Budget(rounds=3, slice_s=0.0, min_calls=2), warmup=1)
+    times = interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        Budget(rounds=3, slice_s=0.0, min_calls=2),
+        warmup=1,
+    )
     # warm-up a b, then slices a a b b / b b a a / a a b b
     assert calls == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
     assert len(times["a"]) == len(times["b"]) == 6
@@ -93,13 +107,17 @@ def test_memory_growth_tells_flat_from_leaking() -> None:
 
 
 def test_metrics_parsing() -> None:
-    text = "\n".join([
-        'dae_batches_total{queue="encode"} 4.0', 'dae_batch_images_total{queue="encode"} 10.0',
-        'dae_inference_seconds_sum{stage="warp"} 0.5', 'dae_inference_seconds_count{stage="warp"} 2.0',
-        'dae_request_duration_seconds_sum{endpoint="/encode",method="POST",status="200"} 1.5',
-        'dae_request_duration_seconds_count{endpoint="/encode",method="POST",status="200"} 3.0',
-        'dae_request_duration_seconds_count{endpoint="/encode",method="POST",status="429"} 1.0',
-    ])
+    text = "\n".join(
+        [
+            'dae_batches_total{queue="encode"} 4.0',
+            'dae_batch_images_total{queue="encode"} 10.0',
+            'dae_inference_seconds_sum{stage="warp"} 0.5',
+            'dae_inference_seconds_count{stage="warp"} 2.0',
+            'dae_request_duration_seconds_sum{endpoint="/encode",method="POST",status="200"} 1.5',
+            'dae_request_duration_seconds_count{endpoint="/encode",method="POST",status="200"} 3.0',
+            'dae_request_duration_seconds_count{endpoint="/encode",method="POST",status="429"} 1.0',
+        ]
+    )
     assert parse_batches(text) == {"encode": (4.0, 10.0)}
     assert parse_histogram(text, "dae_inference_seconds") == {"warp": (0.5, 2.0)}
     assert parse_histogram(text, "dae_request_duration_seconds") == {"/encode": (1.5, 4.0)}

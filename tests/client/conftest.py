@@ -1,6 +1,6 @@
 """Client-test fixtures: a real uvicorn on loopback serving a tiny class-aware bundle, and MNIST digit files.
 
-    .venv/bin/python -m pytest tests/client -q
+.venv/bin/python -m pytest tests/client -q
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def digit_files(mnist_digits: tuple[np.ndarray, np.ndarray], tmp_path_factory: p
 
 
 @pytest.fixture
-def spawn(tmp_path: Path, launch: Callable[..., Server]) -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
+def spawn(
+    tmp_path: Path, launch: Callable[..., Server]
+) -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
     """``spawn(bundle, **settings)`` → (url, process): ``python -m service`` started *without* waiting for ready
     (the retry tests need the moments before ready and after SIGTERM). Killed at the end of the test."""
     servers: list[Server] = []

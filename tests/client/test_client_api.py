@@ -37,8 +37,11 @@ def test_encode_matches_the_raw_api(client_server: Any, digit_files: list[Path])
     with Client(client_server.url) as dae:
         one = dae.encode(digit_files[0])
         batch = dae.encode_batch(digit_files[:3])
-    raw = httpx.post(f"{client_server.url}/encode", timeout=30,
-                     files=[("images", (p.name, p.read_bytes(), "image/png")) for p in digit_files[:3]]).json()
+    raw = httpx.post(
+        f"{client_server.url}/encode",
+        timeout=30,
+        files=[("images", (p.name, p.read_bytes(), "image/png")) for p in digit_files[:3]],
+    ).json()
     assert isinstance(one, Encoding) and one.code == raw["items"][0]["code"]
     for enc, item in zip(batch, raw["items"], strict=True):
         assert enc.code == item["code"]
@@ -53,8 +56,12 @@ def test_encode_matches_the_raw_api(client_server: Any, digit_files: list[Path])
 def test_reconstruct_arrays_are_exact_and_images_are_pil(client_server: Any, digit_files: list[Path]) -> None:
     with Client(client_server.url) as dae:
         res = dae.reconstruct(digit_files[1])
-    exact = raw_npz(client_server.url, "/reconstruct", params={"format": "npz", "outputs": "all"},
-                    files={"images": ("d.png", digit_files[1].read_bytes(), "image/png")})
+    exact = raw_npz(
+        client_server.url,
+        "/reconstruct",
+        params={"format": "npz", "outputs": "all"},
+        files={"images": ("d.png", digit_files[1].read_bytes(), "image/png")},
+    )
     assert isinstance(res, Result) and res.code
     for name in ("texture", "reconstruction", "grid", "displacement"):
         assert res.arrays[name].dtype == np.float32
@@ -66,14 +73,23 @@ def test_reconstruct_arrays_are_exact_and_images_are_pil(client_server: Any, dig
     assert res.images["warped_grid"].mode == "RGB"
 
 
-def test_every_input_kind_gives_the_same_latents(client_server: Any, digit_files: list[Path],
-                                                 mnist_digits: Any) -> None:
+def test_every_input_kind_gives_the_same_latents(
+    client_server: Any, digit_files: list[Path], mnist_digits: Any
+) -> None:
     arr = mnist_digits[0][2]
     with Client(client_server.url) as dae:
-        codes = {kind: dae.encode(x).code for kind, x in {
-            "path": digit_files[2], "str": str(digit_files[2]), "bytes": digit_files[2].read_bytes(),
-            "pil": Image.fromarray(arr), "uint8": arr, "float": arr.astype(np.float32) / 255.0,
-            "hw1": arr[..., None]}.items()}
+        codes = {
+            kind: dae.encode(x).code
+            for kind, x in {
+                "path": digit_files[2],
+                "str": str(digit_files[2]),
+                "bytes": digit_files[2].read_bytes(),
+                "pil": Image.fromarray(arr),
+                "uint8": arr,
+                "float": arr.astype(np.float32) / 255.0,
+                "hw1": arr[..., None],
+            }.items()
+        }
     assert len(set(codes.values())) == 1, codes
 
 
@@ -161,8 +177,10 @@ def test_bad_input_is_refused_before_any_request(digit_files: list[Path], tmp_pa
 def test_timeout_raises_request_timeout(tiny: Any, serve: Any, digit_files: list[Path]) -> None:
     # a batcher that waits 2 s for company: a 0.3 s client timeout expires first, and is not retried
     slow = serve(tiny("class-aware").bundle, max_wait_ms=2000, max_batch=64)
-    with Client(slow.url, timeout=0.3, retry=RetryPolicy(attempts=3)) as dae, \
-            pytest.raises(RequestTimeoutError, match="within the timeout"):
+    with (
+        Client(slow.url, timeout=0.3, retry=RetryPolicy(attempts=3)) as dae,
+        pytest.raises(RequestTimeoutError, match="within the timeout"),
+    ):
         dae.encode(digit_files[0])
     with Client(slow.url, timeout=10) as dae:  # the same call with time to spare works
         assert dae.encode(digit_files[0]).code

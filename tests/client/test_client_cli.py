@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("DAE_SERVICE_URL", None)
-    return subprocess.run([sys.executable, "-m", "client", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "client", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_reconstruct_writes_images_and_arrays(client_server: Any, digit_files: list[Path], tmp_path: Path) -> None:
@@ -47,15 +53,19 @@ def test_encode_decode_swap_interpolate(client_server: Any, digit_files: list[Pa
     dec = cli("decode", code_a, "--out", tmp_path / "dec", "--outputs", "texture,reconstruction", "--class", "3", *url)
     assert dec.returncode == 0, dec.stderr
     assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [
-        "decoded_0.npz", "decoded_0_reconstruction.png", "decoded_0_texture.png"]
+        "decoded_0.npz",
+        "decoded_0_reconstruction.png",
+        "decoded_0_texture.png",
+    ]
 
     swp = cli("swap", digit_files[2], digit_files[3], "--out", tmp_path / "swap", *url)
     assert swp.returncode == 0, swp.stderr
     assert (tmp_path / "swap" / f"swap_{digit_files[2].stem}_{digit_files[3].stem}_reconstruction.png").is_file()
 
     # one end an image file, the other a code
-    itp = cli("interpolate", digit_files[2], code_b, "--steps", "4", "--factor", "appearance",
-              "--out", tmp_path / "itp", *url)
+    itp = cli(
+        "interpolate", digit_files[2], code_b, "--steps", "4", "--factor", "appearance", "--out", tmp_path / "itp", *url
+    )
     assert itp.returncode == 0, itp.stderr
     frames = sorted((tmp_path / "itp").glob("frame_*_reconstruction.png"))
     assert [p.name for p in frames] == [f"frame_{k:02d}_reconstruction.png" for k in range(4)]

@@ -27,15 +27,14 @@ def rejections(url: str, reason: str) -> float:
 @pytest.fixture(scope="module")
 def small_queue(tiny: Any, serve: Any) -> Any:
     # room for one 2-image request, which then waits 0.6 s for company: a second concurrent one gets 429
-    return serve(tiny("class-aware").bundle, queue_size=2, max_images_per_request=2, max_batch=64,
-                 max_wait_ms=600)
+    return serve(tiny("class-aware").bundle, queue_size=2, max_images_per_request=2, max_batch=64, max_wait_ms=600)
 
 
 def burst(url: str, files: list[Path], retry: RetryPolicy) -> tuple[list[Any], float]:
     async def go() -> list[Any]:
         async with AsyncClient(url, retry=retry) as dae:
-            return list(await asyncio.gather(*(dae.encode_batch(files[:2]) for _ in range(3)),
-                                             return_exceptions=True))
+            return list(await asyncio.gather(*(dae.encode_batch(files[:2]) for _ in range(3)), return_exceptions=True))
+
     t0 = time.monotonic()
     out = asyncio.run(go())
     return out, time.monotonic() - t0

@@ -5,8 +5,23 @@ from __future__ import annotations
 
 from tests.blocked import run_blocked
 
-SERVER_SIDE = {"fastapi", "starlette", "uvicorn", "onnxruntime", "onnx", "torch", "pydantic", "pydantic_settings",
-               "prometheus_client", "matplotlib", "service", "training", "export", "bundle", "harness"}
+SERVER_SIDE = {
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "onnxruntime",
+    "onnx",
+    "torch",
+    "pydantic",
+    "pydantic_settings",
+    "prometheus_client",
+    "matplotlib",
+    "service",
+    "training",
+    "export",
+    "bundle",
+    "harness",
+}
 
 
 def test_client_imports_and_runs_its_cli_without_server_packages() -> None:

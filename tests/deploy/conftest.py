@@ -80,9 +80,7 @@ def compose_env(tmp: Path, overrides: dict[str, str] | None = None) -> dict[str,
 
 
 @pytest.fixture(scope="session")
-def compose_config(
-    compose_bin: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[..., dict[str, Any]]:
+def compose_config(compose_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, Any]]:
     """compose_config(label, **env) -> a target's resolved config (`docker compose config --format json`)."""
     tmp = tmp_path_factory.mktemp("docker-config")
     cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
@@ -90,10 +88,10 @@ def compose_config(
     def resolve(label: str, **env: str) -> dict[str, Any]:
         key = (label, tuple(sorted(env.items())))
         if key not in cache:
-            cmd = [str(compose_bin), "-f", str(COMPOSE_FILE), "config", "--format", "json",
-                   *COMPOSE_TARGETS[label]]
-            proc = subprocess.run(cmd, cwd=REPO, env=compose_env(tmp, env), capture_output=True, text=True,
-                                  timeout=60, check=False)
+            cmd = [str(compose_bin), "-f", str(COMPOSE_FILE), "config", "--format", "json", *COMPOSE_TARGETS[label]]
+            proc = subprocess.run(
+                cmd, cwd=REPO, env=compose_env(tmp, env), capture_output=True, text=True, timeout=60, check=False
+            )
             assert proc.returncode == 0, f"`{' '.join(cmd)}` failed:\n{proc.stderr}"
             cache[key] = json.loads(proc.stdout)
         return cache[key]
@@ -114,7 +112,7 @@ def duration_s(value: str | int | float) -> float:
             number += ch
             i += 1
             continue
-        unit = value[i:i + 2] if value[i:i + 2] in units else ch
+        unit = value[i : i + 2] if value[i : i + 2] in units else ch
         if unit not in units or not number:
             raise ValueError(f"not a duration: {value!r}")
         total += float(number) * units[unit]

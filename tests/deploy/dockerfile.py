@@ -171,7 +171,7 @@ def host_path(image_path: str, stage_list: list[Stage], repo: Path) -> Path | No
             if dst.rstrip("/") == image_path.rstrip("/"):
                 return repo / src
             if dst.endswith("/") and image_path.startswith(dst):
-                return repo / src / image_path[len(dst):]
+                return repo / src / image_path[len(dst) :]
     return None
 
 

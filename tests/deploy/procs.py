@@ -64,8 +64,7 @@ def image_run(service: dict[str, Any], bundle: Path, home: Path, grace_s: float)
     env.update(DAE_BUNDLE=str(bundle), DAE_HOST="127.0.0.1", DAE_PORT=str(port))
     # The image's PATH names its venv; here the interpreter is given by absolute path instead.
     env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=str(home), PYTHONPATH=str(REPO))
-    return ImageRun(_host_command(final.command, stages), _host_command(final.healthcheck, stages), env, port,
-                    grace_s)
+    return ImageRun(_host_command(final.command, stages), _host_command(final.healthcheck, stages), env, port, grace_s)
 
 
 class Running(Process):
@@ -78,8 +77,7 @@ class Running(Process):
 
     def healthy(self) -> bool:
         """The container's HEALTHCHECK command, with the container's environment."""
-        done = subprocess.run(self.run.healthcheck, env=self.run.env, capture_output=True, timeout=10,
-                              check=False)
+        done = subprocess.run(self.run.healthcheck, env=self.run.env, capture_output=True, timeout=10, check=False)
         return done.returncode == 0
 
     def wait_healthy(self, within_s: float) -> float:

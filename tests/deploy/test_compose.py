@@ -37,7 +37,8 @@ TARGET_SERVICES = {
 
 def _service(config: Config, name: str, **env: str) -> dict[str, Any]:
     label = next(label for label, names in TARGET_SERVICES.items() if name in names)
-    return config(label, **env)["services"][name]
+    service: dict[str, Any] = config(label, **env)["services"][name]
+    return service
 
 
 def _gpu_devices(svc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,8 +60,9 @@ def test_docker_cli_plugin_validates_too(compose_bin: Path, tmp_path: Path) -> N
     (plugins / "docker-compose").symlink_to(compose_bin)
     for label, targets in COMPOSE_TARGETS.items():
         cmd = [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q", *targets]
-        proc = subprocess.run(cmd, cwd=REPO, env=compose_env(tmp_path), capture_output=True, text=True,
-                              timeout=60, check=False)
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=compose_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+        )
         assert proc.returncode == 0, f"docker compose config ({label}) failed: {proc.stderr}"
 
 
@@ -135,8 +137,9 @@ def test_only_the_single_process_services_publish_a_port(compose_config: Config)
             assert published == (["8000"] if name in ("dae", "dae-cpu", "lb", "lb-cpu") else []), name
 
 
-@pytest.mark.parametrize(("label", "lb", "replica"), [("scaled", "lb", "dae-replica"),
-                                                      ("scaled-cpu", "lb-cpu", "dae-replica-cpu")])
+@pytest.mark.parametrize(
+    ("label", "lb", "replica"), [("scaled", "lb", "dae-replica"), ("scaled-cpu", "lb-cpu", "dae-replica-cpu")]
+)
 def test_scaled_profile(compose_config: Config, label: str, lb: str, replica: str) -> None:
     services = compose_config(label)["services"]
     assert services[replica]["deploy"]["replicas"] == 2
@@ -152,15 +155,27 @@ def test_scaled_profile(compose_config: Config, label: str, lb: str, replica: st
     assert float(services[replica]["environment"]["DAE_SHUTDOWN_DELAY_S"]) > 0
     # nginx gives up later than the service's own deadline, so the client sees the service's 504.
     assert duration_s(services[lb]["environment"]["DAE_LB_READ_TIMEOUT"]) > float(
-        services[replica]["environment"]["DAE_DEADLINE_S"])
+        services[replica]["environment"]["DAE_DEADLINE_S"]
+    )
 
 
 def test_multi_gpu_override_pins_one_card_per_replica_service(compose_bin: Path, tmp_path: Path) -> None:
     """deploy/compose.multi-gpu.yml, the recipe docs/deploy.md gives for outgrowing one GPU."""
-    cmd = [str(compose_bin), "-f", str(COMPOSE_FILE), "-f", str(REPO / "deploy" / "compose.multi-gpu.yml"),
-           "config", "--format", "json", "lb", "dae-replica-gpu1"]
-    proc = subprocess.run(cmd, cwd=REPO, env=compose_env(tmp_path), capture_output=True, text=True, timeout=60,
-                          check=False)
+    cmd = [
+        str(compose_bin),
+        "-f",
+        str(COMPOSE_FILE),
+        "-f",
+        str(REPO / "deploy" / "compose.multi-gpu.yml"),
+        "config",
+        "--format",
+        "json",
+        "lb",
+        "dae-replica-gpu1",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=compose_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     services = json.loads(proc.stdout)["services"]
     assert set(services) == {"lb", "dae-replica", "dae-replica-gpu1"}

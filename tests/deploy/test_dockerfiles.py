@@ -1,6 +1,6 @@
 """The Dockerfiles: hadolint-clean, and built the way docs/deploy.md says (read statically; no engine here).
 
-    .venv/bin/python -m pytest tests/deploy/test_dockerfiles.py -q
+.venv/bin/python -m pytest tests/deploy/test_dockerfiles.py -q
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ def test_the_dockerfiles_exist() -> None:
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_clean(hadolint_bin: Path, path: Path) -> None:
     # failure-threshold=info: any finding at all fails; deliberate exceptions are inline and explained.
-    proc = subprocess.run([str(hadolint_bin), "--failure-threshold", "info", "--no-color", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [str(hadolint_bin), "--failure-threshold", "info", "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -37,15 +42,20 @@ def test_hadolint_really_lints(hadolint_bin: Path, tmp_path: Path) -> None:
     """Guard against a hadolint that passes everything (wrong binary, ignored config)."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM ubuntu\nRUN apt-get install curl\n")
-    proc = subprocess.run([str(hadolint_bin), "--no-color", str(bad)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [str(hadolint_bin), "--no-color", str(bad)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode != 0 and "DL3006" in proc.stdout  # untagged base image
 
 
-@pytest.mark.parametrize(("args", "base", "extra", "require_cuda"), [
-    ({}, "nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04", "gpu", "true"),
-    (CPU_ARGS, "ubuntu:24.04", "cpu", "false"),
-], ids=["gpu", "cpu"])
+@pytest.mark.parametrize(
+    ("args", "base", "extra", "require_cuda"),
+    [
+        ({}, "nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04", "gpu", "true"),
+        (CPU_ARGS, "ubuntu:24.04", "cpu", "false"),
+    ],
+    ids=["gpu", "cpu"],
+)
 def test_service_image_variants(args: dict[str, str], base: str, extra: str, require_cuda: str) -> None:
     stages = df.stages(SERVICE, args)
     final = stages[-1]
@@ -54,8 +64,13 @@ def test_service_image_variants(args: dict[str, str], base: str, extra: str, req
     build = next(s for s in stages if s.name == "build")
     assert any('serve "${ORT_EXTRA}"' in i.args for i in build.instructions if i.keyword == "RUN")
     script = REPO / "docker" / "requirements.py"
-    proc = subprocess.run([sys.executable, str(script), str(REPO / "pyproject.toml"), "serve", extra],
-                          capture_output=True, text=True, timeout=30, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(REPO / "pyproject.toml"), "serve", extra],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     reqs = proc.stdout.split()
     assert any(r.startswith("onnxruntime-gpu" if extra == "gpu" else "onnxruntime>") for r in reqs)
     assert not any(r.startswith("torch") for r in reqs)
@@ -85,8 +100,11 @@ def test_runs_as_a_numeric_non_root_user(path: Path) -> None:
 def test_dependencies_are_installed_before_the_code_is_copied(path: Path) -> None:
     for stage in df.stages(path):
         kinds = [i for i in stage.instructions if i.keyword in ("COPY", "RUN")]
-        code = [n for n, i in enumerate(kinds) if i.keyword == "COPY" and i.args.split()[0].rstrip("/") in
-                ("bundle", "service", "training", "export")]
+        code = [
+            n
+            for n, i in enumerate(kinds)
+            if i.keyword == "COPY" and i.args.split()[0].rstrip("/") in ("bundle", "service", "training", "export")
+        ]
         deps = [n for n, i in enumerate(kinds) if i.keyword == "RUN" and "requirements.txt" in i.args]
         if code:
             assert deps and max(deps) < min(code), f"{path.name}/{stage.name}: code before dependencies"

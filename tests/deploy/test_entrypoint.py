@@ -23,12 +23,14 @@ from .procs import Running, image_run
 
 
 def _service(compose_config: Callable[..., dict[str, Any]], label: str, name: str) -> dict[str, Any]:
-    return compose_config(label)["services"][name]
+    service: dict[str, Any] = compose_config(label)["services"][name]
+    return service
 
 
 @pytest.fixture(scope="module")
-def cpu_container(compose_config: Callable[..., dict[str, Any]], bundle: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def cpu_container(
+    compose_config: Callable[..., dict[str, Any]], bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
     svc = _service(compose_config, "cpu", "dae-cpu")
     tmp = tmp_path_factory.mktemp("dae-cpu")
     run = image_run(svc, bundle, tmp, duration_s(svc["stop_grace_period"]))
@@ -73,11 +75,13 @@ def test_metadata_reports_the_cpu_provider(cpu_container: Running, bundle: Path)
     assert "CPUExecutionProvider" in json.dumps(r.json())
 
 
-def test_sigterm_drains_and_exits_within_the_grace_period(compose_config: Callable[..., dict[str, Any]],
-                                                          bundle: Path, tmp_path: Path) -> None:
+def test_sigterm_drains_and_exits_within_the_grace_period(
+    compose_config: Callable[..., dict[str, Any]], bundle: Path, tmp_path: Path
+) -> None:
     svc = _service(compose_config, "cpu", "dae-cpu")
-    running = Running(image_run(svc, bundle, tmp_path, duration_s(svc["stop_grace_period"])), tmp_path,
-                      tmp_path / "service.log")
+    running = Running(
+        image_run(svc, bundle, tmp_path, duration_s(svc["stop_grace_period"])), tmp_path, tmp_path / "service.log"
+    )
     try:
         running.wait_healthy(duration_s(svc["healthcheck"]["start_period"]))
     finally:
@@ -89,8 +93,9 @@ def test_sigterm_drains_and_exits_within_the_grace_period(compose_config: Callab
     assert not running.healthy()
 
 
-def test_gpu_image_refuses_to_run_without_cuda(compose_config: Callable[..., dict[str, Any]], bundle: Path,
-                                               tmp_path: Path) -> None:
+def test_gpu_image_refuses_to_run_without_cuda(
+    compose_config: Callable[..., dict[str, Any]], bundle: Path, tmp_path: Path
+) -> None:
     """The GPU image sets DAE_REQUIRE_CUDA: on a host without CUDA it must fail, not silently use the CPU."""
     import onnxruntime as ort
 

@@ -58,21 +58,28 @@ class Balancer:
 
 def _main_conf(tmp: Path, include: Path) -> str:
     user = "user root root;\n" if os.geteuid() == 0 else ""  # workers must reach tmp (0700) when run as root
-    temp = "\n".join(f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi",
-                                                                      "uwsgi", "scgi"))
-    return (f"{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\nerror_log {tmp / 'error.log'} notice;\n"
-            "events { worker_connections 256; }\n"
-            "http {\n"
-            "    log_format upstreams '$status|$upstream_addr|$http_x_request_id|$request_uri';\n"
-            f"    access_log {tmp / 'access.log'} upstreams;\n"
-            f"{temp}\n"
-            f"    include {include};\n"
-            "}\n")
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\nerror_log {tmp / 'error.log'} notice;\n"
+        "events { worker_connections 256; }\n"
+        "http {\n"
+        "    log_format upstreams '$status|$upstream_addr|$http_x_request_id|$request_uri';\n"
+        f"    access_log {tmp / 'access.log'} upstreams;\n"
+        f"{temp}\n"
+        f"    include {include};\n"
+        "}\n"
+    )
 
 
 @pytest.fixture(scope="module")
-def balancer(compose_config: Callable[..., dict[str, Any]], nginx_bin: Path, bundle: Path,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Balancer]:
+def balancer(
+    compose_config: Callable[..., dict[str, Any]],
+    nginx_bin: Path,
+    bundle: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Balancer]:
     services = compose_config("scaled-cpu")["services"]
     replica, lb = services["dae-replica-cpu"], services["lb-cpu"]
     tmp = tmp_path_factory.mktemp("lb")
@@ -82,26 +89,39 @@ def balancer(compose_config: Callable[..., dict[str, Any]], nginx_bin: Path, bun
         for i in range(2):
             home = tmp / f"replica{i}"
             home.mkdir()
-            replicas.append(Running(image_run(replica, bundle, home, duration_s(replica["stop_grace_period"])),
-                                    home, home / "service.log"))
+            replicas.append(
+                Running(
+                    image_run(replica, bundle, home, duration_s(replica["stop_grace_period"])),
+                    home,
+                    home / "service.log",
+                )
+            )
         for r in replicas:
             r.wait_healthy(duration_s(replica["healthcheck"]["start_period"]))
         port = free_port()
         env = {k: str(v) for k, v in lb["environment"].items()}
-        env.update(DAE_LB_LISTEN=f"127.0.0.1:{port}", DAE_LB_RESOLVER="",
-                   DAE_LB_UPSTREAM_SERVERS=local_upstreams(env["DAE_LB_UPSTREAM_SERVERS"],
-                                                           [r.run.port for r in replicas]))
+        env.update(
+            DAE_LB_LISTEN=f"127.0.0.1:{port}",
+            DAE_LB_RESOLVER="",
+            DAE_LB_UPSTREAM_SERVERS=local_upstreams(env["DAE_LB_UPSTREAM_SERVERS"], [r.run.port for r in replicas]),
+        )
         conf_d = tmp / "conf.d"
         conf_d.mkdir()
         rendered = conf_d / TEMPLATE.name.removesuffix(".template")
         rendered.write_text(envsubst(TEMPLATE.read_text(), env))
         main = tmp / "nginx.conf"
         main.write_text(_main_conf(tmp, rendered))
-        check = subprocess.run([str(nginx_bin), "-t", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c",
-                                str(main)], capture_output=True, text=True, timeout=30, check=False)
+        check = subprocess.run(
+            [str(nginx_bin), "-t", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(main)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert check.returncode == 0, check.stderr + rendered.read_text()
-        nginx = subprocess.Popen([str(nginx_bin), "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(main),
-                                  "-g", "daemon off;"])
+        nginx = subprocess.Popen(
+            [str(nginx_bin), "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(main), "-g", "daemon off;"]
+        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
         while True:
@@ -153,8 +173,9 @@ def test_traffic_moves_on_when_a_replica_stops(balancer: Balancer, digit_png: by
     gone.stop()
     with httpx.Client(base_url=balancer.url, timeout=30) as client:
         for i in range(6):
-            r = client.post("/encode", content=digit_png,
-                            headers={"Content-Type": "image/png", "X-Request-ID": f"failover-{i}"})
+            r = client.post(
+                "/encode", content=digit_png, headers={"Content-Type": "image/png", "X-Request-ID": f"failover-{i}"}
+            )
             assert r.status_code == 200, r.text
         assert client.get("/v2/health/ready", headers={"X-Request-ID": "failover-ready"}).status_code == 200
     deadline = time.monotonic() + 5  # nginx logs a request just after answering it

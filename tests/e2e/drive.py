@@ -31,14 +31,14 @@ def pick_sample(page: Any, slot: str, index: int) -> str:
 def panel_png(page: Any, root: str, panel: str) -> str:
     """The base64 PNG an output panel shows (``""`` when it shows nothing)."""
     src = page.get_attribute(f"{root} .panel[data-panel='{panel}'] img", "src") or ""
-    return src[len(DATA_PNG):] if src.startswith(DATA_PNG) else ""
+    return src[len(DATA_PNG) :] if src.startswith(DATA_PNG) else ""
 
 
 def rendered(page: Any, root: str, panel: str) -> bool:
     """Whether the panel's image really decoded in the browser (natural size > 0), not just has a src."""
-    return bool(page.eval_on_selector(
-        f"{root} .panel[data-panel='{panel}'] img", "img => img.complete && img.naturalWidth > 0"
-    ))
+    return bool(
+        page.eval_on_selector(f"{root} .panel[data-panel='{panel}'] img", "img => img.complete && img.naturalWidth > 0")
+    )
 
 
 def swap(page: Any) -> None:

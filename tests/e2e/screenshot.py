@@ -43,9 +43,9 @@ def shoot(bundle: Path, out: Path, work: Path) -> Path:
             page = browser.new_page()
             page.goto(server.url + "/")
             page.wait_for_selector("body[data-ready='true']", timeout=drive.TIMEOUT_MS)
-            drive.pick_sample(page, "A", 7)   # a 7 ...
+            drive.pick_sample(page, "A", 7)  # a 7 ...
             drive.wait_state(page, "#slot-A", "ready")
-            drive.pick_sample(page, "B", 2)   # ... and a 2
+            drive.pick_sample(page, "B", 2)  # ... and a 2
             drive.wait_state(page, "#slot-B", "ready")
             drive.swap(page)
             drive.interpolate(page, "both", steps=9)
@@ -58,8 +58,9 @@ def shoot(bundle: Path, out: Path, work: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.e2e.screenshot", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tests.e2e.screenshot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--bundle", type=Path, default=None, help=f"default: {DEFAULT_BUNDLE.relative_to(REPO)}")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "page.png")
     p.add_argument("--tiny", action="store_true", help="use a tiny random-weight bundle")

@@ -56,8 +56,9 @@ def no_script_errors(page: Any) -> None:
     assert not bad, bad
 
 
-def test_upload_renders_the_four_panels_as_served(page: Any, page_server: Any, mnist_digits: Any,
-                                                  tmp_path: Path, shots: Path) -> None:
+def test_upload_renders_the_four_panels_as_served(
+    page: Any, page_server: Any, mnist_digits: Any, tmp_path: Path, shots: Path
+) -> None:
     digit = digit_file(mnist_digits, 10, tmp_path)
     drive.upload(page, "A", digit)
     drive.wait_state(page, "#slot-A", "ready")
@@ -74,8 +75,7 @@ def test_upload_renders_the_four_panels_as_served(page: Any, page_server: Any, m
     no_script_errors(page)
 
 
-def test_swap_and_interpolation(page: Any, page_server: Any, mnist_digits: Any, tmp_path: Path,
-                                shots: Path) -> None:
+def test_swap_and_interpolation(page: Any, page_server: Any, mnist_digits: Any, tmp_path: Path, shots: Path) -> None:
     sample = drive.pick_sample(page, "A", 7)
     drive.wait_state(page, "#slot-A", "ready")
     digit = digit_file(mnist_digits, 5, tmp_path)
@@ -85,8 +85,12 @@ def test_swap_and_interpolation(page: Any, page_server: Any, mnist_digits: Any, 
 
     drive.swap(page)
     for pair, (shape, appearance) in {"ab": (a, b), "ba": (b, a)}.items():
-        r = httpx.post(f"{page_server.url}/swap", params={"outputs": ",".join(PANELS)}, timeout=30,
-                       files={"shape": ("s.png", shape, "image/png"), "appearance": ("a.png", appearance, "image/png")})
+        r = httpx.post(
+            f"{page_server.url}/swap",
+            params={"outputs": ",".join(PANELS)},
+            timeout=30,
+            files={"shape": ("s.png", shape, "image/png"), "appearance": ("a.png", appearance, "image/png")},
+        )
         r.raise_for_status()
         assert_panels(page, f".swap-result[data-pair='{pair}']", r.json()["items"][0]["outputs"])
 
@@ -94,8 +98,17 @@ def test_swap_and_interpolation(page: Any, page_server: Any, mnist_digits: Any, 
     frames: dict[str, list[dict[str, Any]]] = {}
     for factor in ("shape", "appearance"):
         drive.interpolate(page, factor, steps=5)
-        r = httpx.get(f"{page_server.url}/interpolate", timeout=30, params={
-            "start": code_a, "end": code_b, "steps": 5, "factor": factor, "outputs": ",".join((*PANELS, "grid"))})
+        r = httpx.get(
+            f"{page_server.url}/interpolate",
+            timeout=30,
+            params={
+                "start": code_a,
+                "end": code_b,
+                "steps": 5,
+                "factor": factor,
+                "outputs": ",".join((*PANELS, "grid")),
+            },
+        )
         r.raise_for_status()
         frames[factor] = [item["outputs"] for item in r.json()["items"]]
         assert page.locator("#interp-strip img").count() == 5
@@ -119,8 +132,9 @@ def test_swap_and_interpolation(page: Any, page_server: Any, mnist_digits: Any, 
     no_script_errors(page)
 
 
-def test_invalid_file_shows_the_api_error_in_plain_words(page: Any, page_server: Any, mnist_digits: Any,
-                                                         tmp_path: Path, shots: Path) -> None:
+def test_invalid_file_shows_the_api_error_in_plain_words(
+    page: Any, page_server: Any, mnist_digits: Any, tmp_path: Path, shots: Path
+) -> None:
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is a text file, not a picture\n")
     drive.upload(page, "A", bad)
@@ -143,8 +157,9 @@ def test_invalid_file_shows_the_api_error_in_plain_words(page: Any, page_server:
     no_script_errors(page)
 
 
-def test_class_choice_decodes_as_that_class(page: Any, page_server: Any, mnist_digits: Any,
-                                            tmp_path: Path, shots: Path) -> None:
+def test_class_choice_decodes_as_that_class(
+    page: Any, page_server: Any, mnist_digits: Any, tmp_path: Path, shots: Path
+) -> None:
     digit = digit_file(mnist_digits, 0, tmp_path)
     drive.upload(page, "A", digit)
     drive.wait_state(page, "#slot-A", "ready")
@@ -152,12 +167,13 @@ def test_class_choice_decodes_as_that_class(page: Any, page_server: Any, mnist_d
     options = page.eval_on_selector_all("#class-select option", "os => os.map(o => o.textContent)")
     assert options == ["as predicted", *[str(i) for i in range(10)]]
     page.select_option("#class-select", "3")
-    page.wait_for_function(
-        "document.querySelector('#slot-A').dataset.state === 'ready'", timeout=drive.TIMEOUT_MS)
+    page.wait_for_function("document.querySelector('#slot-A').dataset.state === 'ready'", timeout=drive.TIMEOUT_MS)
     expected = api_decode(page_server.url, code, klass=3)
     page.wait_for_function(
         "png => document.querySelector(\"#slot-A .panel[data-panel='reconstruction'] img\").src.endsWith(png)",
-        arg=expected["reconstruction"]["png"], timeout=drive.TIMEOUT_MS)
+        arg=expected["reconstruction"]["png"],
+        timeout=drive.TIMEOUT_MS,
+    )
     assert_panels(page, "#slot-A", expected)
     page.screenshot(path=str(shots / "class-3.png"), full_page=True)
     no_script_errors(page)

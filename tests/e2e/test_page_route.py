@@ -53,8 +53,17 @@ def test_samples_are_real_mnist_digits_with_attribution(page_server: Any) -> Non
     assert json.loads((STATIC / "samples" / "samples.json").read_text()) == listing
 
 
-@pytest.mark.parametrize("path", ["/static/../routes/page.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
-                                  "/static/nope.js", "/static/samples", "/static//etc/passwd"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../routes/page.py",
+        "/static/%2e%2e/app.py",
+        "/static/..%2fapp.py",
+        "/static/nope.js",
+        "/static/samples",
+        "/static//etc/passwd",
+    ],
+)
 def test_nothing_outside_static_is_served(page_server: Any, path: str) -> None:
     r = httpx.get(page_server.url + path, timeout=10)
     assert r.status_code == 404

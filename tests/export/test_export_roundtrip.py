@@ -33,15 +33,19 @@ def _sessions(bundle: Path) -> dict[str, ort.InferenceSession]:
 
 def _mnist(mnist_dir: Path, channels: int, n: int) -> np.ndarray:
     ds = build_dataset("mnist", split="test", image_size=32, channels=channels, data_dir=mnist_dir, limit=n)
-    return torch.stack([ds[i]["image"] for i in range(n)]).numpy()
+    images: np.ndarray = torch.stack([ds[i]["image"] for i in range(n)]).numpy()
+    return images
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
-def _run_chain(s: dict[str, ort.InferenceSession], images: np.ndarray, code: np.ndarray | None = None) -> dict:
+def _run_chain(
+    s: dict[str, ort.InferenceSession], images: np.ndarray, code: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The service's chain, written out by hand from the manifest's documented layout."""
     names = [o.name for o in s["encoder"].get_outputs()]
     out = dict(zip(names, s["encoder"].run(None, {"image": images}), strict=True))

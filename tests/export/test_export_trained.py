@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from export.bundle import export_bundle
 from tests.export.bundle_fixtures import one_thread
 from training.checkpoint import read_checkpoint
+from training.config import Variant
 from training.train import TrainConfig, fit
 
 
@@ -16,7 +18,7 @@ from training.train import TrainConfig, fit
     ("data", "variant"), [("mnist", "class-aware"), ("synthetic-lit", "intrinsic")], ids=["mnist", "synthetic-lit"]
 )
 def test_trainer_checkpoint_exports_with_its_own_provenance(
-    tmp_path: Path, mnist_dir: Path, data: str, variant: str
+    tmp_path: Path, mnist_dir: Path, data: Literal["mnist", "synthetic-lit"], variant: Variant
 ) -> None:
     cfg = TrainConfig(
         data=data,

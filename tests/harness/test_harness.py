@@ -46,8 +46,10 @@ def test_raw_http_builds_and_parses() -> None:
 
     async def kept_alive() -> list[int]:
         reader = asyncio.StreamReader()
-        reader.feed_data(b"HTTP/1.1 429 Too Many\r\nContent-Length: 2\r\n\r\nno"
-                         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+        reader.feed_data(
+            b"HTTP/1.1 429 Too Many\r\nContent-Length: 2\r\n\r\nno"
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+        )
         reader.feed_eof()
         return [await read_response(reader), await read_response(reader)]
 
@@ -62,12 +64,23 @@ def test_service_env_drops_the_callers_settings(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_process_stop_returns_the_code_or_kills_after_the_grace(tmp_path: Path) -> None:
-    polite = Process([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
-                     env=dict(os.environ), log=tmp_path / "polite.log")
+    polite = Process(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        env=dict(os.environ),
+        log=tmp_path / "polite.log",
+    )
     polite.wait_until(lambda: "up" in polite.logs(), 30)
     assert polite.stop(10) == -15  # SIGTERM's default action
-    stubborn = Process([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                        "print('up', flush=True); time.sleep(60)"], env=dict(os.environ), log=tmp_path / "s.log")
+    stubborn = Process(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('up', flush=True); time.sleep(60)",
+        ],
+        env=dict(os.environ),
+        log=tmp_path / "s.log",
+    )
     stubborn.wait_until(lambda: "up" in stubborn.logs(), 30)
     with pytest.raises(StopTimeoutError, match="after SIGTERM"):
         stubborn.stop(0.5)

@@ -10,8 +10,14 @@ import httpx
 import pytest
 
 # Small limits so that the limit cases stay small on the wire (documented in tests/reliability/corpus/README.md).
-LIMITS = dict(max_body_bytes=1_000_000, max_pixels=1_000_000, max_images_per_request=8, max_steps=16,
-              queue_size=64, log_level="warning")
+LIMITS = dict(
+    max_body_bytes=1_000_000,
+    max_pixels=1_000_000,
+    max_images_per_request=8,
+    max_steps=16,
+    queue_size=64,
+    log_level="warning",
+)
 
 
 @pytest.fixture(scope="session")

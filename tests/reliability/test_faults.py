@@ -36,9 +36,11 @@ def port_of(server: Any) -> int:
 
 
 def test_sigterm_under_load_finishes_accepted_refuses_new_and_exits_in_time(
-        serve: Callable[..., Any], tiny: Callable[[str], Any], digit: bytes) -> None:
-    server = serve(tiny("dae").bundle, max_wait_ms=300, max_batch=64, drain_timeout_s=10, shutdown_delay_s=0.5,
-                   log_level="warning")
+    serve: Callable[..., Any], tiny: Callable[[str], Any], digit: bytes
+) -> None:
+    server = serve(
+        tiny("dae").bundle, max_wait_ms=300, max_batch=64, drain_timeout_s=10, shutdown_delay_s=0.5, log_level="warning"
+    )
     port = port_of(server)
     raw = build("POST", "/encode", body=digit, content_type="image/png")
 
@@ -69,8 +71,9 @@ def test_sigterm_under_load_finishes_accepted_refuses_new_and_exits_in_time(
 def _break(bundle: Path, fault: str) -> str:
     """Damage a copied bundle one way; the text the refusal must name."""
     if fault == "wrong checksum":
-        (bundle / "decoder_texture.onnx" if (bundle / "decoder_texture.onnx").exists() else bundle / "warp.onnx"
-         ).write_bytes(b"\0" * 64)
+        (
+            bundle / "decoder_texture.onnx" if (bundle / "decoder_texture.onnx").exists() else bundle / "warp.onnx"
+        ).write_bytes(b"\0" * 64)
         return "checksum mismatch"
     if fault == "missing file":
         (bundle / "warp.onnx").unlink()
@@ -82,8 +85,9 @@ def _break(bundle: Path, fault: str) -> str:
 
 
 @pytest.mark.parametrize("fault", ["wrong checksum", "missing file", "manifest disagrees with its graphs"])
-def test_broken_bundle_refuses_to_start_naming_the_problem(tiny: Callable[[str], Any], tmp_path: Path,
-                                                           fault: str) -> None:
+def test_broken_bundle_refuses_to_start_naming_the_problem(
+    tiny: Callable[[str], Any], tmp_path: Path, fault: str
+) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny("dae").bundle, bundle)
     want = _break(bundle, fault)
@@ -95,8 +99,9 @@ def test_broken_bundle_refuses_to_start_naming_the_problem(tiny: Callable[[str],
     assert want in out, out[-2000:]
 
 
-def test_clients_that_hang_up_leak_nothing_and_stick_no_batch(serve: Callable[..., Any],
-                                                              tiny: Callable[[str], Any], digit: bytes) -> None:
+def test_clients_that_hang_up_leak_nothing_and_stick_no_batch(
+    serve: Callable[..., Any], tiny: Callable[[str], Any], digit: bytes
+) -> None:
     server = serve(tiny("dae").bundle, max_images_per_request=8, log_level="warning")
     port, pid = port_of(server), server.proc.pid
     body, ctype = multipart([("images", f"{i}.png", digit, "image/png") for i in range(8)])
@@ -121,8 +126,7 @@ def test_clients_that_hang_up_leak_nothing_and_stick_no_batch(serve: Callable[..
             await asyncio.gather(*(mid_upload() for _ in range(5)), *(mid_response() for _ in range(5)))
 
     asyncio.run(rounds(2))  # warm every code path before taking the baseline
-    assert wait_until(lambda: metric(httpx.get(f"{server.url}/metrics").text, "dae_queue_depth",
-                                     queue="decode") == 0)
+    assert wait_until(lambda: metric(httpx.get(f"{server.url}/metrics").text, "dae_queue_depth", queue="decode") == 0)
     fds, rss = open_fds(pid), rss_bytes(pid)
     asyncio.run(rounds(20))
     ok = asyncio.run(request("127.0.0.1", port, full, 30))

@@ -44,7 +44,7 @@ def derived_codes(code: str) -> dict[str, str]:
         "$CODE_TRUNCATED": _b64(raw[:-5]),
         "$CODE_FOREIGN": _sealed(body[:1] + b"\xde\xad\xbe\xef" + body[5:]),
         "$CODE_WRONG_LENGTH": _sealed(body[:-4]),
-        "$CODE_NAN": _sealed(body[:HEADER] + nan + body[HEADER + 4:]),
+        "$CODE_NAN": _sealed(body[:HEADER] + nan + body[HEADER + 4 :]),
         "$CODE": code,
     }
 
@@ -66,16 +66,19 @@ def send(url: str, req: dict[str, Any], codes: dict[str, str]) -> httpx.Response
     if req.get("as") == "raw":
         body = data + b"\0" * pad
         if req.get("chunked"):
+
             def chunks() -> Iterator[bytes]:
                 for i in range(0, len(body), 65536):
-                    yield body[i:i + 65536]
+                    yield body[i : i + 65536]
+
             kwargs["content"] = chunks()
         else:
             kwargs["content"] = body
         kwargs["headers"] = {"Content-Type": req["content_type"]}
     elif req.get("as") == "multipart":
-        files = [(f, (f"{i}-{req['file']}", data, req["content_type"]))
-                 for f in req["fields"] for i in range(req["repeat"])]
+        files = [
+            (f, (f"{i}-{req['file']}", data, req["content_type"])) for f in req["fields"] for i in range(req["repeat"])
+        ]
         if pad:
             files.append(("padding", ("pad.bin", b"\0" * pad, "application/octet-stream")))
         kwargs["files"] = files
@@ -100,8 +103,7 @@ def codes(rel_code: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", MANIFEST, ids=[c["name"] for c in MANIFEST])
-def test_hostile_input_gets_its_documented_answer(rel_server: Any, codes: dict[str, str],
-                                                  case: dict[str, Any]) -> None:
+def test_hostile_input_gets_its_documented_answer(rel_server: Any, codes: dict[str, str], case: dict[str, Any]) -> None:
     r = send(rel_server.url, case["request"], codes)
     assert r.status_code == case["status"], (r.status_code, r.text[:300])
     if case["code"] is None:

@@ -39,8 +39,13 @@ from tests.reliability.helpers import png
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 MODEL = "tiny-class-aware"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 # The schema the service publishes, read without loading a model: the operations to fuzz are the schema's own.
 OPENAPI = create_app(Settings()).openapi()
 OPERATIONS = sorted((method.upper(), path) for path, ops in OPENAPI["paths"].items() for method in ops)
@@ -80,26 +85,32 @@ def schema(rel_server: Any) -> Any:
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_operation_survives_fuzzing(schema: Any, rel_server: Any, rel_code: str, digit: bytes,
-                                    method: str, path: str) -> None:
+def test_operation_survives_fuzzing(
+    schema: Any, rel_server: Any, rel_code: str, digit: bytes, method: str, path: str
+) -> None:
     op = schema[path][method]
-    cases = st.one_of(op.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                      op.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    cases = st.one_of(
+        op.as_strategy(generation_mode=GenerationMode.POSITIVE), op.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+    )
     images = st.one_of(st.just(digit), image_strategy())
     seen: dict[int, int] = {}
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=cases, data=st.data())
     def run(case: Any, data: st.DataObject) -> None:
         if (method, path) in IMAGE_OPS and data.draw(st.booleans(), label="real image"):
+
             def real() -> bytes:
                 return data.draw(images, label="image")
 
             if case.media_type == "multipart/form-data":
                 fields = ("shape", "appearance") if path == "/swap" else ("images",)
-                case.body = {f: (real() if f != "images" else [real() for _ in range(data.draw(st.integers(1, 3)))])
-                             for f in fields}
+                case.body = {
+                    f: (real() if f != "images" else [real() for _ in range(data.draw(st.integers(1, 3)))])
+                    for f in fields
+                }
             elif case.media_type in ("image/png", "image/jpeg", "image/webp", "image/gif"):
                 case.body = real()
         if path == "/interpolate" and data.draw(st.booleans(), label="real codes"):

@@ -37,4 +37,4 @@ def assert_error(r: Any, status: int, code: str) -> dict[str, Any]:
     assert err["code"] == code, err
     assert err["message"]
     assert err["request_id"] and err["request_id"] == r.headers["x-request-id"]
-    return err
+    return dict(err)

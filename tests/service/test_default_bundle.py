@@ -12,8 +12,9 @@ import numpy as np
 from tests.service.service_helpers import digit_png, files, npz
 
 
-def test_default_bundle_serves_real_digits(default_bundle: Path, serve: Callable[..., Any],
-                                           mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
+def test_default_bundle_serves_real_digits(
+    default_bundle: Path, serve: Callable[..., Any], mnist_digits: tuple[np.ndarray, np.ndarray]
+) -> None:
     server = serve(None)  # no DAE_BUNDLE: the package-relative default must be found
     meta = httpx.get(f"{server.url}/v2").json()
     name = meta["models"][0]
@@ -31,10 +32,19 @@ def test_default_bundle_serves_real_digits(default_bundle: Path, serve: Callable
     assert rec["reconstruction"].shape == (16, 1, 32, 32)
     from PIL import Image
 
-    x = np.stack([np.asarray(Image.fromarray(mnist_digits[0][i]).resize((32, 32), Image.Resampling.BILINEAR),
-                             np.float32) / 255 for i in range(16)])
+    x = np.stack(
+        [
+            np.asarray(Image.fromarray(mnist_digits[0][i]).resize((32, 32), Image.Resampling.BILINEAR), np.float32)
+            / 255
+            for i in range(16)
+        ]
+    )
     assert float(np.mean((rec["reconstruction"][:, 0] - x) ** 2)) < 0.05  # a trained model reconstructs
-    interp = npz(httpx.get(f"{server.url}/interpolate", params={"start": items[0]["code"], "end": items[1]["code"],
-                                                               "steps": 6, "format": "npz"}).content)
+    interp = npz(
+        httpx.get(
+            f"{server.url}/interpolate",
+            params={"start": items[0]["code"], "end": items[1]["code"], "steps": 6, "format": "npz"},
+        ).content
+    )
     assert np.array_equal(interp["shape"][0], np.array(items[0]["shape"], np.float32))
     assert np.array_equal(interp["shape"][-1], np.array(items[1]["shape"], np.float32))

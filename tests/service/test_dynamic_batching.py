@@ -33,8 +33,7 @@ class Model:
 def batcher(model: Model, **kw: float) -> tuple[Batcher, Metrics]:
     metrics = Metrics()
     opts = {"max_batch": 8, "max_wait_s": 0.05, "queue_size": 32, **kw}
-    b = Batcher("test", model, executor=ThreadPoolExecutor(1, thread_name_prefix="infer"), metrics=metrics,
-                **opts)  # type: ignore[arg-type]
+    b = Batcher("test", model, executor=ThreadPoolExecutor(1, thread_name_prefix="infer"), metrics=metrics, **opts)  # type: ignore[arg-type]
     return b, metrics
 
 

@@ -12,8 +12,7 @@ from service.config import DEFAULT_BUNDLE, Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_defaults_and_the_default_bundle_is_package_relative(monkeypatch: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
+def test_defaults_and_the_default_bundle_is_package_relative(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(__import__("os").environ):
         if key.startswith("DAE_"):
             monkeypatch.delenv(key)
@@ -38,9 +37,16 @@ def test_environment_overrides_with_the_prefix(monkeypatch: pytest.MonkeyPatch, 
     assert "s3cret" not in repr(s)
 
 
-@pytest.mark.parametrize("env", [{"DAE_PORT": "nope"}, {"DAE_MAX_BATCH": "0"},
-                                 {"DAE_QUEUE_SIZE": "4", "DAE_MAX_IMAGES_PER_REQUEST": "8"},
-                                 {"DAE_MAX_PIXELS": "999999999"}, {"DAE_PROVIDERS": " , "}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DAE_PORT": "nope"},
+        {"DAE_MAX_BATCH": "0"},
+        {"DAE_QUEUE_SIZE": "4", "DAE_MAX_IMAGES_PER_REQUEST": "8"},
+        {"DAE_MAX_PIXELS": "999999999"},
+        {"DAE_PROVIDERS": " , "},
+    ],
+)
 def test_incoherent_settings_are_refused(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -15,8 +15,9 @@ from tests.service.service_helpers import files, npz, png
 
 
 @pytest.mark.parametrize("variant", ["dae", "class-aware", "intrinsic", "affine", "autoencoder"])
-def test_served_outputs_match_pytorch(tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray],
-                                      variant: str) -> None:
+def test_served_outputs_match_pytorch(
+    tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray], variant: str
+) -> None:
     import torch
     from PIL import Image
 
@@ -25,8 +26,9 @@ def test_served_outputs_match_pytorch(tiny: Callable[[str], Any], mnist_digits: 
     model_info = tiny(variant)
     # 28x28 MNIST digits: the service resizes exactly as the manifest says; feed torch the same pixels.
     images = [mnist_digits[0][i] for i in range(3)]
-    x = np.stack([np.asarray(Image.fromarray(a).resize((32, 32), Image.Resampling.BILINEAR), np.float32) / 255
-                  for a in images])[:, None]
+    x = np.stack(
+        [np.asarray(Image.fromarray(a).resize((32, 32), Image.Resampling.BILINEAR), np.float32) / 255 for a in images]
+    )[:, None]
     model, _ = load_model(model_info.checkpoint)
     with torch.no_grad():
         out = model(torch.from_numpy(x))
@@ -34,9 +36,15 @@ def test_served_outputs_match_pytorch(tiny: Callable[[str], Any], mnist_digits: 
         r = c.post("/reconstruct?format=npz&outputs=all", files=files(*(png(a) for a in images)))
         assert r.status_code == 200, r.text
     served = npz(r.content)
-    pairs = {"reconstruction": out.reconstruction, "texture": out.texture, "grid": out.grid,
-             "albedo": out.albedo, "shading": out.shading, "affine": out.affine,
-             "appearance": out.latents.appearance}
+    pairs = {
+        "reconstruction": out.reconstruction,
+        "texture": out.texture,
+        "grid": out.grid,
+        "albedo": out.albedo,
+        "shading": out.shading,
+        "affine": out.affine,
+        "appearance": out.latents.appearance,
+    }
     if variant != "autoencoder":
         pairs["shape"] = out.latents.shape
     for name, want in pairs.items():

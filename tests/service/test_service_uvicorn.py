@@ -28,8 +28,9 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_concurrent_requests_form_batches(serve: Callable[..., Any], tiny: Callable[[str], Any],
-                                          mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
+def test_concurrent_requests_form_batches(
+    serve: Callable[..., Any], tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray]
+) -> None:
     server = serve(tiny("dae").bundle, max_wait_ms=150, max_batch=32)
     blobs = [digit_png(mnist_digits, i) for i in range(8)]
     before = httpx.get(f"{server.url}/metrics").text
@@ -43,7 +44,8 @@ def test_concurrent_requests_form_batches(serve: Callable[..., Any], tiny: Calla
     assert len({r.headers["x-request-id"] for r in responses}) == 8
     after = httpx.get(f"{server.url}/metrics").text
     images = metric(after, "dae_batch_images_total", queue="encode") - metric(
-        before, "dae_batch_images_total", queue="encode")
+        before, "dae_batch_images_total", queue="encode"
+    )
     batches = metric(after, "dae_batches_total", queue="encode") - metric(before, "dae_batches_total", queue="encode")
     assert images == 8 and batches < 8, (images, batches)  # eight requests rode in fewer model calls
     assert metric(after, "dae_request_duration_seconds_count", endpoint="/encode", method="POST", status="200") >= 8
@@ -59,10 +61,12 @@ def test_concurrent_requests_form_batches(serve: Callable[..., Any], tiny: Calla
     assert m["providers"]["warp"] == ["CPUExecutionProvider"]
 
 
-def test_queue_bound_gives_429_and_the_deadline_504(serve: Callable[..., Any], tiny: Callable[[str], Any],
-                                                    mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
-    server = serve(tiny("dae").bundle, queue_size=4, max_images_per_request=4, max_wait_ms=1500, max_batch=64,
-                   deadline_s=0.5)
+def test_queue_bound_gives_429_and_the_deadline_504(
+    serve: Callable[..., Any], tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    server = serve(
+        tiny("dae").bundle, queue_size=4, max_images_per_request=4, max_wait_ms=1500, max_batch=64, deadline_s=0.5
+    )
     blob = digit_png(mnist_digits, 0)
     slow: dict[str, Any] = {}
 
@@ -89,13 +93,14 @@ def test_queue_bound_gives_429_and_the_deadline_504(serve: Callable[..., Any], t
 
 
 def test_sigterm_turns_unready_refuses_new_work_and_finishes_accepted(
-        tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray], tmp_path: Path,
-        launch: Callable[..., Any]) -> None:
+    tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray], tmp_path: Path, launch: Callable[..., Any]
+) -> None:
     server = launch(tiny("dae").bundle, tmp_path / "drain.log", max_wait_ms=1000, shutdown_delay_s=0.8)
     blob = digit_png(mnist_digits, 0)
     accepted: dict[str, httpx.Response] = {}
-    t = threading.Thread(target=lambda: accepted.update(r=httpx.post(f"{server.url}/encode", files=files(blob),
-                                                                     timeout=30)))
+    t = threading.Thread(
+        target=lambda: accepted.update(r=httpx.post(f"{server.url}/encode", files=files(blob), timeout=30))
+    )
     t.start()
     time.sleep(0.3)
     server.proc.send_signal(signal.SIGTERM)
@@ -112,8 +117,7 @@ def test_sigterm_turns_unready_refuses_new_work_and_finishes_accepted(
     assert any(rec["message"] == "draining" for rec in lines)
     access = [rec for rec in lines if rec["logger"] == "service.access"]
     assert access and all({"request_id", "status", "seconds", "endpoint"} <= set(rec) for rec in access)
-    assert any(rec["message"] == "ready" and rec["providers"]["encoder"] == ["CPUExecutionProvider"]
-               for rec in lines)
+    assert any(rec["message"] == "ready" and rec["providers"]["encoder"] == ["CPUExecutionProvider"] for rec in lines)
 
 
 def test_a_broken_bundle_refuses_to_start_with_a_clear_message(tmp_path: Path, launch: Callable[..., Any]) -> None:
@@ -122,16 +126,21 @@ def test_a_broken_bundle_refuses_to_start_with_a_clear_message(tmp_path: Path, l
     assert "does not exist" in server.logs()
 
 
-def test_inflight_limit_refuses_before_reading_the_body(serve: Callable[..., Any], tiny: Callable[[str], Any],
-                                                        mnist_digits: tuple[np.ndarray, np.ndarray]) -> None:
+def test_inflight_limit_refuses_before_reading_the_body(
+    serve: Callable[..., Any], tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray]
+) -> None:
     import socket
     from urllib.parse import urlsplit
 
     server = serve(tiny("dae").bundle, max_inflight=2, max_wait_ms=1500, max_batch=64)
     blob = digit_png(mnist_digits, 0)
     results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        httpx.post(f"{server.url}/encode", files=files(blob), timeout=30).status_code)) for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(httpx.post(f"{server.url}/encode", files=files(blob), timeout=30).status_code)
+        )
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     time.sleep(0.4)  # both wait in the encode queue for company (1.5 s): two requests in flight

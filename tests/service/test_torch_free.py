@@ -25,8 +25,14 @@ print("ok", len([m for m in sys.modules if m.startswith("service")]))
 
 
 def test_importing_every_service_module_loads_no_torch() -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok ") and int(done.stdout.split()[1]) >= 15
 

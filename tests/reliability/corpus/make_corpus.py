@@ -53,7 +53,7 @@ def jpeg_bomb() -> bytes:
     """A small JPEG whose frame header (SOF0) declares 65000 x 65000 pixels."""
     data = bytearray(save(digit(), "JPEG"))
     at = data.index(b"\xff\xc0")
-    data[at + 5:at + 9] = (65000).to_bytes(2, "big") + (65000).to_bytes(2, "big")
+    data[at + 5 : at + 9] = (65000).to_bytes(2, "big") + (65000).to_bytes(2, "big")
     return bytes(data)
 
 
@@ -84,10 +84,18 @@ def raw(file: str, ctype: str = "image/png", path: str = "/encode") -> dict[str,
     return {"method": "POST", "path": path, "content_type": ctype, "file": file, "as": "raw"}
 
 
-def form(file: str, fields: tuple[str, ...] = ("images",), path: str = "/encode", repeat: int = 1,
-         ctype: str = "image/png") -> dict[str, Any]:
-    return {"method": "POST", "path": path, "file": file, "as": "multipart", "fields": list(fields),
-            "repeat": repeat, "content_type": ctype}
+def form(
+    file: str, fields: tuple[str, ...] = ("images",), path: str = "/encode", repeat: int = 1, ctype: str = "image/png"
+) -> dict[str, Any]:
+    return {
+        "method": "POST",
+        "path": path,
+        "file": file,
+        "as": "multipart",
+        "fields": list(fields),
+        "repeat": repeat,
+        "content_type": ctype,
+    }
 
 
 def decode(latents: Any) -> dict[str, Any]:
@@ -115,10 +123,18 @@ CASES: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("animated GIF", raw("animated.gif", "image/gif"), 200, None),
     ("animated WebP", raw("animated.webp", "image/webp"), 200, None),
     ("PNG declared as JPEG (the bytes decide)", raw("digit.png", "image/jpeg"), 200, None),
-    ("enormous multipart body (2 MB > 1 MB limit)",
-     {**form("digit.png"), "pad_bytes": 2_000_000}, 413, "body_too_large"),
-    ("enormous raw body, chunked (no Content-Length)",
-     {**raw("digit.png"), "pad_bytes": 2_000_000, "chunked": True}, 413, "body_too_large"),
+    (
+        "enormous multipart body (2 MB > 1 MB limit)",
+        {**form("digit.png"), "pad_bytes": 2_000_000},
+        413,
+        "body_too_large",
+    ),
+    (
+        "enormous raw body, chunked (no Content-Length)",
+        {**raw("digit.png"), "pad_bytes": 2_000_000, "chunked": True},
+        413,
+        "body_too_large",
+    ),
     ("300 files in one request", form("digit.png", repeat=300), 413, "too_many_images"),
     ("swap with wrong field names", form("digit.png", ("shap", "appearence"), "/swap"), 400, "image_missing"),
     ("encode accepts any field name", form("digit.png", ("picture",)), 200, None),
@@ -128,29 +144,57 @@ CASES: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("code from another model", decode([{"code": "$CODE_FOREIGN"}]), 422, "code_foreign_model"),
     ("code of the wrong length", decode([{"code": "$CODE_WRONG_LENGTH"}]), 400, "code_malformed"),
     ("code holding NaN", decode([{"code": "$CODE_NAN"}]), 422, "latent_not_finite"),
-    ("NaN in explicit latents", decode([{"shape": [float("nan"), *S8[1:]], "appearance": A4, "class": 1}]),
-     422, "latent_not_finite"),
-    ("Infinity in explicit latents", decode([{"shape": S8, "appearance": [float("inf")] * 4, "class": 1}]),
-     422, "latent_not_finite"),
-    ("latent of the wrong length", decode([{"shape": S8 * 2, "appearance": A4, "class": 1}]), 422,
-     "latent_wrong_length"),
-    ("latents of the wrong type", decode([{"shape": ["a"] * 8, "appearance": A4, "class": 1}]), 422,
-     "validation_error"),
+    (
+        "NaN in explicit latents",
+        decode([{"shape": [float("nan"), *S8[1:]], "appearance": A4, "class": 1}]),
+        422,
+        "latent_not_finite",
+    ),
+    (
+        "Infinity in explicit latents",
+        decode([{"shape": S8, "appearance": [float("inf")] * 4, "class": 1}]),
+        422,
+        "latent_not_finite",
+    ),
+    (
+        "latent of the wrong length",
+        decode([{"shape": S8 * 2, "appearance": A4, "class": 1}]),
+        422,
+        "latent_wrong_length",
+    ),
+    (
+        "latents of the wrong type",
+        decode([{"shape": ["a"] * 8, "appearance": A4, "class": 1}]),
+        422,
+        "validation_error",
+    ),
     ("hundreds of latents", decode([{"code": "$CODE"}] * 300), 413, "too_many_latents"),
-    ("NaN in interpolation values", interp(start=None, start_shape="nan," * 7 + "nan", start_appearance="0,0,0,0",
-                                           start_class="1"), 422, "latent_not_finite"),
+    (
+        "NaN in interpolation values",
+        interp(start=None, start_shape="nan," * 7 + "nan", start_appearance="0,0,0,0", start_class="1"),
+        422,
+        "latent_not_finite",
+    ),
     ("interpolation from a foreign code", interp(start="$CODE_FOREIGN"), 422, "code_foreign_model"),
     ("steps = 0", interp(steps=0), 422, "steps_out_of_range"),
     ("steps = -5", interp(steps=-5), 422, "steps_out_of_range"),
     ("steps = 10^9", interp(steps=10**9), 422, "steps_out_of_range"),
     ("steps = 10^30 (beyond int64)", interp(steps=10**30), 422, "steps_out_of_range"),
     ("100 kB query string (code)", interp(start={"repeat": "A", "times": 100_000}), 400, "code_malformed"),
-    ("100 kB query string (outputs)", {**form("digit.png", path="/reconstruct"),
-                                        "query": {"outputs": {"repeat": "x,", "times": 25_000}}}, 422,
-     "output_unavailable"),
-    ("100 kB of explicit values", interp(start=None, start_shape={"repeat": "0.5,", "times": 16_000},
-                                         start_appearance="0,0,0,0", start_class="1"), 422,
-     "latent_wrong_length"),
+    (
+        "100 kB query string (outputs)",
+        {**form("digit.png", path="/reconstruct"), "query": {"outputs": {"repeat": "x,", "times": 25_000}}},
+        422,
+        "output_unavailable",
+    ),
+    (
+        "100 kB of explicit values",
+        interp(
+            start=None, start_shape={"repeat": "0.5,", "times": 16_000}, start_appearance="0,0,0,0", start_class="1"
+        ),
+        422,
+        "latent_wrong_length",
+    ),
 ]
 
 
