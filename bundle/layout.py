@@ -12,6 +12,8 @@ Layout (B = the dynamic ``"batch"`` axis; see ``bundle/manifest.py`` for the sam
     texture      appearance [, shading_latent] [, class_code (B,K)] -> texture (B,C,N,N) [, albedo, shading]
     deformation  shape [, class_code] -> increments (B,2,N,N) [, affine (B,6)]
     warp         increments, texture [, affine] -> grid, displacement (B,2,N,N), reconstruction (B,C,N,N)
+    decoder      shape, appearance [, shading_latent] [, class_code] -> every texture, deformation and warp
+                 output: the three graphs above fused into one (one run per decode; optional in a manifest)
 
 The plain autoencoder has ``encoder: image -> appearance`` (its whole code) and ``texture: appearance ->
 texture`` (its reconstruction) only.
@@ -106,11 +108,13 @@ def graph_layout(sz: Sizes) -> dict[str, GraphLayout]:
         ("displacement", (2, n, n)),
         ("reconstruction", image),
     )
+    dec_in = [("shape", (sz.shape,)), *tex_in]
     return {
         "encoder": GraphLayout("encoder", (("image", image),), tuple(enc_out)),
         "texture": GraphLayout("texture", tuple(tex_in), tuple(tex_out)),
         "deformation": GraphLayout("deformation", tuple(def_in), tuple(def_out)),
         "warp": GraphLayout("warp", tuple(warp_in), warp_out),
+        "decoder": GraphLayout("decoder", tuple(dec_in), (*tex_out, *def_out, *warp_out)),
     }
 
 

@@ -11,6 +11,12 @@ directory holds
     deformation.onnx  shape [, class_code]            -> increments (B, 2, N, N) [, affine (B, 6)]
     warp.onnx         increments, texture [, affine]  -> grid, displacement (B, 2, N, N), reconstruction
 
+    decoder.onnx      shape, appearance [, shading_latent] [, class_code]
+                                                      -> texture [, albedo, shading], increments [, affine],
+                                                         grid, displacement, reconstruction
+
+``decoder`` is texture + deformation + warp fused into one graph (one run per decode, no host round trip of
+texture and grid between graphs); it is optional, so bundles exported before it still load.
 A plain autoencoder bundle has ``encoder`` and ``texture`` only (its texture *is* the reconstruction).
 Dimension ``"batch"`` is dynamic; every other dimension is fixed.
 This module needs only pydantic and the standard library (no onnx, no onnxruntime, no torch).
@@ -27,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 FORMAT_VERSION: Literal[1] = 1
 MANIFEST_NAME = "manifest.json"
-GRAPH_NAMES = ("encoder", "texture", "deformation", "warp")
+GRAPH_NAMES = ("encoder", "texture", "deformation", "warp", "decoder")
+OPTIONAL_GRAPHS = frozenset({"decoder"})  # the fused decoder: bundles exported before it have none
 Dim = int | Literal["batch"]
 
 
@@ -117,7 +124,9 @@ class Manifest(_Strict):
         unknown = set(self.graphs) - set(GRAPH_NAMES)
         if unknown:
             raise ValueError(f"unknown graphs {sorted(unknown)}; expected a subset of {GRAPH_NAMES}")
-        needed = {"encoder", "texture"} if self.variant == "autoencoder" else set(GRAPH_NAMES)
+        needed = {"encoder", "texture"} if self.variant == "autoencoder" else set(GRAPH_NAMES) - OPTIONAL_GRAPHS
+        if self.variant == "autoencoder" and "decoder" in self.graphs:
+            raise ValueError("an autoencoder has no warp, so no fused decoder graph")
         if missing := needed - set(self.graphs):
             raise ValueError(f"variant {self.variant} needs graphs {sorted(missing)}")
         if (self.variant == "class-aware") != bool(self.class_names):

@@ -1,4 +1,5 @@
-"""Thin ``nn.Module`` wrappers that expose the trainer's own code paths as the bundle's four graphs.
+"""Thin ``nn.Module`` wrappers that expose the trainer's own code paths as the bundle's graphs (four, plus the
+fused ``decoder``: texture + deformation + warp in one graph).
 
 Each wrapper holds the trained model and calls *its* methods (``model.encode``, ``model.decode_texture``,
 ``model.decode_deformation``, ``model.warper``), so a change to the model changes the export with it; nothing
@@ -118,11 +119,39 @@ class WarpGraph(_Graph):
         return self.ordered({"grid": grid, "displacement": displacement, "reconstruction": reconstruction})
 
 
+class DecoderGraph(_Graph):
+    """texture + deformation + warp fused: the three wrappers above chained inside one graph.
+
+    The same code paths as the separate graphs (this holds no layer of its own), so the fused graph cannot
+    drift from them; the service runs it once per decode batch instead of three sessions, and on a GPU the
+    texture and the grid never leave the device between stages.
+    """
+
+    def __init__(self, model: Model, layout: GraphLayout) -> None:
+        super().__init__(model, layout)
+        lay = graph_layout(sizes_of(model.cfg))
+        # A plain list, not a ModuleList: the parts share self.model, whose weights are registered once.
+        self.parts: list[_Graph] = [cls(model, lay[key]) for key, cls in _SPLIT]
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        pool = self.named(inputs)
+        for part in self.parts:
+            outs = part(*(pool[n] for n in part.layout.input_names))
+            pool.update(zip(part.layout.output_names, outs, strict=True))
+        return self.ordered(dict(pool))
+
+
+_SPLIT: tuple[tuple[str, type[_Graph]], ...] = (
+    ("texture", TextureGraph),
+    ("deformation", DeformationGraph),
+    ("warp", WarpGraph),
+)
 _WRAPPERS: dict[str, type[_Graph]] = {
     "encoder": EncoderGraph,
     "texture": TextureGraph,
     "deformation": DeformationGraph,
     "warp": WarpGraph,
+    "decoder": DecoderGraph,
 }
 
 

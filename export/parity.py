@@ -43,7 +43,7 @@ BATCHES: tuple[int, ...] = (1, 7, 64)
 
 @dataclass(frozen=True)
 class ParityRow:
-    check: str  # "onnx-vs-torch" | "pipeline" | "batch-vs-single"
+    check: str  # "onnx-vs-torch" | "pipeline" | "batch-vs-single" | "fused-vs-split"
     graph: str
     output: str
     inputs: str  # "random" | "real"
@@ -58,7 +58,8 @@ class ParityRow:
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -141,6 +142,8 @@ def compare(
                                 BATCH_TOL,
                             )
                         )
+            if "decoder" in layouts:  # the fused graph against the three graphs it replaces, on the same latents
+                rows += _fused_vs_split(sessions, layouts, ref["decoder"][0], set_name, b)
             chained = onnx_pipeline(sessions, layouts, images[:b].numpy())
             rows.append(
                 ParityRow("pipeline", "all", final, set_name, b, _max_diff(chained[final], forward[:b]), PARITY_TOL)
@@ -149,6 +152,22 @@ def compare(
             worst = max(r.max_abs_diff for r in rows if r.inputs == set_name)
             progress(f"parity on {set_name} inputs at batch {', '.join(map(str, batches))}: worst {worst:.2e}")
     return rows
+
+
+def _fused_vs_split(
+    sessions: dict[str, ort.InferenceSession], layouts: dict[str, GraphLayout], feeds: Arrays, set_name: str, b: int
+) -> list[ParityRow]:
+    lay = layouts["decoder"]
+    fused = dict(zip(lay.output_names, sessions["decoder"].run(lay.output_names, feeds), strict=True))
+    pool = dict(feeds)
+    for key in ("texture", "deformation", "warp"):
+        part = layouts[key]
+        outs = sessions[key].run(part.output_names, {n: pool[n] for n in part.input_names})
+        pool.update(zip(part.output_names, outs, strict=True))
+    return [
+        ParityRow("fused-vs-split", "decoder", name, set_name, b, _max_diff(fused[name], pool[name]), PARITY_TOL)
+        for name in lay.output_names
+    ]
 
 
 def _single_runs(

@@ -22,7 +22,15 @@ import onnxruntime as ort
 import torch
 
 from bundle.layout import GraphLayout, Sizes, graph_layout
-from bundle.manifest import BundleError, Manifest, check_graph_io, load_manifest, verify_checksums
+from bundle.manifest import (
+    OPTIONAL_GRAPHS,
+    BundleError,
+    Manifest,
+    TensorSpec,
+    check_graph_io,
+    load_manifest,
+    verify_checksums,
+)
 from export.errors import ParityError
 from export.graphs import load_checkpoint, sizes_of
 from export.inputs import PARITY_IMAGES, random_images, real_images
@@ -116,11 +124,12 @@ def check_header(manifest: Manifest) -> None:
     """The header's sizes must imply exactly the tensors the graph entries (already matched to ONNX) list."""
     sz = manifest_sizes(manifest)
     expected = graph_layout(sz)
-    if set(expected) != set(manifest.graphs):
+    if not set(expected) - OPTIONAL_GRAPHS <= set(manifest.graphs) <= set(expected):
         raise BundleError(
             f"manifest variant {sz.variant!r} has graphs {sorted(expected)}, "
             f"the manifest lists {sorted(manifest.graphs)}"
         )
+    expected = {k: v for k, v in expected.items() if k in manifest.graphs}  # a bundle without the fused one
     header = (
         f"image_size={sz.image_size}, channels={sz.channels}, latents "
         f"{ {lat.name: lat.size for lat in manifest.latents} }, {sz.classes} class names, affine={sz.affine}"
@@ -130,7 +139,9 @@ def check_header(manifest: Manifest) -> None:
         _check_side(key, "output", lay, lay.specs()[1], manifest.graphs[key].outputs, header)
 
 
-def _check_side(key: str, side: str, lay: GraphLayout, want: list, got: list, header: str) -> None:
+def _check_side(
+    key: str, side: str, lay: GraphLayout, want: list[TensorSpec], got: list[TensorSpec], header: str
+) -> None:
     want_names, got_names = [t.name for t in want], [t.name for t in got]
     if want_names != got_names:
         raise BundleError(
@@ -196,7 +207,7 @@ def verify_bundle(
         )
         image_sets["real"] = images
         _say(progress, f"real inputs: {PARITY_IMAGES} images of the {report.real_source}")
-    layouts = graph_layout(manifest_sizes(manifest))
+    layouts = {k: v for k, v in graph_layout(manifest_sizes(manifest)).items() if k in manifest.graphs}
     with torch.no_grad():
         report.rows = compare(
             model, sessions, layouts, image_sets, batches=batches, progress=lambda m: _say(progress, m)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.config import Settings
 from service.logs import configure
-from service.routes.deps import AppState
+from service.state import AppState
 
 log = logging.getLogger("service")
 MAX_HEAD_BYTES = 256 * 1024
@@ -74,6 +74,9 @@ def main() -> int:
         # so whether a long query (e.g. explicit latents in /interpolate) parsed depended on how TCP split it.
         # Heads up to this size now always parse, and the handlers answer them with their own 4xx.
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http="h11",
+        # uvloop when installed (the `serve` extra): a cheaper event loop for the same code.
+        loop="auto",
     )
     server = DrainingServer(config, app.state.dae)
     server.run()

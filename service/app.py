@@ -14,9 +14,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.config import Settings
 from service.engine import Engine
@@ -24,8 +27,9 @@ from service.errors import install_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContext
 from service.routes import docs, health, images, latents, models, oip, page
-from service.routes.deps import AppState
 from service.runtime import Runtime
+from service.state import AppState
+from service.usecases import UseCases
 
 log = logging.getLogger("service.app")
 DESCRIPTION = """Deforming Autoencoder inference: an image splits into a **shape** latent (drives a dense
@@ -54,7 +58,7 @@ async def startup(state: AppState) -> None:
     state.metrics.model_info.labels(
         engine.name, m.version, m.sha256[:12], m.variant, ",".join(providers["encoder"])
     ).set(1)
-    state.engine = engine
+    state.engine, state.cases = engine, UseCases(engine)
     state.ready, state.reason = True, None
     log.info(
         "ready",
@@ -66,6 +70,36 @@ async def startup(state: AppState) -> None:
             "sha256": m.sha256,
         },
     )
+
+
+PRODUCT = (*images.ENDPOINTS, *latents.ENDPOINTS)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI whose outermost layer is ``RequestContext``: it serves the product routes itself (no router,
+    no dependency solving on the hot path) and passes everything else to FastAPI's own stack."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.front(scope, receive, send)
+        else:  # lifespan (and websockets, which we do not serve)
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's schema plus the product routes, described by their ``Endpoint`` records."""
+        if self.openapi_schema is None:
+            self.openapi_schema = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=[*(e.doc_route() for e in PRODUCT), *self.routes],
+            )
+        return self.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -85,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.engine.stop(settings.drain_timeout_s)
         log.info("stopped")
 
-    app = FastAPI(
+    app = ServiceApp(
         title="Deforming Autoencoder service",
         version="1",
         description=DESCRIPTION,
@@ -95,26 +129,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.dae = state
     install_handlers(app)
-    for router in (health.router, models.router, oip.router, images.router, latents.router, page.router):
+    routers = (health.router, models.router, oip.router, page.router)
+    for router in routers:
         app.include_router(router)
     docs.install(app)
-    if settings.cors_list:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_list,
+    cors = settings.cors_list
+
+    def with_cors(inner: ASGIApp) -> ASGIApp:
+        return CORSMiddleware(
+            inner,
+            allow_origins=cors,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Server-Timing", "X-Execution-Provider", "ETag"],
         )
 
-    def provider() -> str | None:
-        return state.engine.runtime.primary_provider if state.engine is not None else None
-
-    app.add_middleware(
-        RequestContext,
-        metrics=state.metrics,
-        max_body_bytes=settings.max_body_bytes,
-        provider=provider,
-        max_inflight=settings.max_inflight,
+    app.front = RequestContext(
+        app.framework,
+        state=state,
+        endpoints=PRODUCT,
+        wrap=with_cors if cors else None,
+        # the routes themselves (FastAPI keeps included routers as opaque entries): their metadata and templates
+        framework_routes=[*(r for router in routers for r in router.routes), *app.routes],
     )
     return app

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     require_cuda: bool = False  # refuse to start unless CUDA is really active for every graph
     intra_op_threads: int = Field(default=0, ge=0)  # 0: one per CPU core
     warmup: bool = True  # run every graph before reporting ready
+    fused_decoder: bool = True  # decode with the bundle's fused decoder graph when it has one (one run, not three)
+    io_binding: Literal["auto", "on", "off"] = "auto"  # auto: I/O binding on CUDA only
 
     # -- batching and overload ------------------------------------------------------------------------------
     max_batch: int = Field(default=32, ge=1, le=4096)  # images (or latent rows) per model call
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
     deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
     max_inflight: int = Field(default=128, ge=1)  # product requests in progress at once; beyond: 429 at once
     workers: int = Field(default=2, ge=1, le=64)  # threads that run inference (one batch each at a time)
+    inline_max_images: int = Field(
+        default=1, ge=0
+    )  # an idle batcher runs a request of at most this many images on the event loop (no thread hop); 0: never
 
     # -- input limits ---------------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # whole request body; beyond it: 413

@@ -2,6 +2,7 @@
 
     engine = Engine(settings, Runtime.load(settings), metrics); engine.start()   # inside the event loop
     latents, info = await engine.encode(images, deadline)    # images (B, C, N, N) float32 in [0, 1]
+    latents, info = await engine.encode_files(files, deadline)   # [(label, PNG/JPEG/... bytes)]
     outputs, info = await engine.decode(latents, deadline)   # latents by name, each (B, D)
 
 ``encode`` adds ``class_code`` = softmax(class_logits) for class-aware models: that is what their
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from bundle.layout import Arrays
+from service import imaging
 from service.batching import Batcher, BatchInfo
 from service.codes import CodeLayout, decode_code, encode_code
 from service.config import Settings
@@ -36,7 +38,6 @@ class Engine:
         self.pipeline = Pipeline(runtime)
         self.name = settings.model_name or m.name
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="dae-infer")
-        self.decode_pool = ThreadPoolExecutor(max(1, settings.threads), thread_name_prefix="dae-decode")
         self.latent_parts: list[tuple[str, int]] = [
             (name, size)
             for name, size in (
@@ -54,6 +55,7 @@ class Engine:
             queue_size=settings.queue_size,
             executor=self.executor,
             metrics=metrics,
+            inline_max=settings.inline_max_images,
         )
         self.encode_queue = Batcher("encode", self.pipeline.encode, **kw)  # type: ignore[arg-type]
         self.decode_queue = Batcher("decode", self.pipeline.decode, **kw)  # type: ignore[arg-type]
@@ -67,13 +69,32 @@ class Engine:
         await self.encode_queue.stop(timeout_s)
         await self.decode_queue.stop(timeout_s)
         self.executor.shutdown(wait=False)
-        self.decode_pool.shutdown(wait=False)
 
     # -- inference ---------------------------------------------------------------------------------------
     async def encode(self, images: np.ndarray, deadline: float) -> tuple[Arrays, BatchInfo]:
         out, info = await self.encode_queue.submit({"image": images}, len(images), deadline)
         out = dict(out)
         if "class_logits" in out:
+            out["class_code"] = softmax(out["class_logits"])
+        return out, info
+
+    async def encode_files(self, files: list[tuple[str, bytes]], deadline: float) -> tuple[Arrays, BatchInfo]:
+        """Encoded image files (label, bytes) → latents; the files are decoded in the batch's worker thread,
+        next to the model, so a request costs no hop of its own (a bad file fails its request alone)."""
+        m, limit = self.manifest, self.settings.max_pixels
+
+        def prepare() -> Arrays:
+            images = [
+                imaging.decode_image(
+                    data, size=m.image_size, color_mode=m.preprocessing.color_mode, max_pixels=limit, what=label
+                )
+                for label, data in files
+            ]
+            return {"image": images[0][None] if len(images) == 1 else np.stack(images)}
+
+        out, info = await self.encode_queue.submit(prepare, len(files), deadline)
+        if "class_logits" in out:
+            out = dict(out)
             out["class_code"] = softmax(out["class_logits"])
         return out, info
 

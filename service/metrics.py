@@ -7,6 +7,7 @@ dae_batch_size{queue}                                     images (or latent rows
 dae_batches_total{queue}, dae_batch_images_total{queue}   average batch size = images / batches
 dae_queue_depth{queue}                                    images waiting now
 dae_rejections_total{reason}                              queue_full | inflight | deadline | draining | not_ready | auth
+dae_client_disconnects_total{endpoint}                    clients gone before their request was read (499)
 dae_model_info{name, version, sha256, variant, providers} 1 while a model is loaded
 """
 
@@ -50,6 +51,12 @@ class Metrics:
         )
         self.queue_depth = Gauge("dae_queue_depth", "Images waiting in a queue", ["queue"], registry=r)
         self.rejections = Counter("dae_rejections", "Requests refused, by reason", ["reason"], registry=r)
+        self.disconnects = Counter(
+            "dae_client_disconnects",
+            "Clients that hung up before their request was read (logged as 499)",
+            ["endpoint"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "dae_model_info",
             "The loaded model",

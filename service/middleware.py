@@ -1,15 +1,19 @@
-"""The outermost ASGI layer: request id, body limit, request metrics, one structured access log line.
+"""The outermost ASGI layer: request id, body limit, admission, auth and readiness of product routes, the
+product routes themselves, request metrics, one access log line.
 
 - ``X-Request-ID``: the caller's (when it is 1-128 characters of ``[A-Za-z0-9._-]``) or a fresh uuid4 hex,
   put in ``scope["state"]["request_id"]`` for the handlers and on every response, errors included.
 - body limit: a ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read (413
   ``body_too_large``); a chunked body is counted as it streams and refused the moment it passes the limit
   (Starlette itself caps neither uploads nor raw bodies).
-- admission: at most ``max_inflight`` product requests (``PRODUCT_PATHS`` and the OIP inference routes) are
-  being read, decoded, queued or answered at once; one more gets 429 ``queue_full`` with ``Retry-After``
-  before its body is read. The batch queues bound *images* but only see a request after its upload is
-  parsed; this bounds what a burst can hold in memory (``max_inflight × max_body_bytes``) and makes refusals
-  instant.
+- product routes (``service.http.Endpoint`` records) are served here, by path, without FastAPI's router,
+  dependency solving or validation (their parameters are declared once, see ``service/http.py``); the rest of
+  the app (health, metadata, metrics, the page, /docs) goes to FastAPI. What applies to a route is read from its
+  record: ``admission`` (at most ``max_inflight`` such requests are read, decoded, queued or answered at once;
+  one more gets 429 ``queue_full`` with ``Retry-After`` before its body is read: a burst holds at most
+  ``max_inflight × max_body_bytes``, and a refusal costs one small write), ``auth`` (the bearer token).
+- a client that hangs up before its request is read is a quiet info line and ``dae_client_disconnects_total``
+  (status 499 in metrics and the access log, as nginx counts it), never a traceback.
 - ``X-Execution-Provider`` on every response once a model is loaded.
 """
 
@@ -19,19 +23,30 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLargeError, QueueFullError, error_response
-from service.metrics import Metrics
-from service.oip import INFER_TEMPLATE, is_infer_path
+from service.errors import (
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    QueueFullError,
+    ServiceError,
+    error_body,
+    is_oip_path,
+)
+from service.http import Call, Endpoint, Reply, check_auth, json_reply, not_ready
+from service.state import AppState
 
 access = logging.getLogger("service.access")
+log = logging.getLogger("service.errors")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-PRODUCT_PATHS = frozenset({"/encode", "/reconstruct", "/decode", "/swap", "/interpolate"})
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -41,70 +56,162 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body exceeds the limit of {limit} bytes")
 
 
+def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
 class RequestContext:
+    """Wraps the framework app (``framework``); ``endpoints`` are the product routes served directly."""
+
     def __init__(
         self,
-        app: ASGIApp,
+        framework: ASGIApp,
         *,
-        metrics: Metrics,
-        max_body_bytes: int,
-        provider: Callable[[], str | None],
-        max_inflight: int = 128,
+        state: AppState,
+        endpoints: Sequence[Endpoint],
+        wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+        framework_routes: Sequence[BaseRoute] = (),
     ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.max_body = max_body_bytes
-        self.provider = provider
-        self.max_inflight = max_inflight
-        self.inflight = 0  # product requests admitted and not yet answered (one event loop: no lock needed)
+        self.framework = framework
+        self.framework_routes = framework_routes
+        self.state = state
+        self.metrics = state.metrics
+        self.max_body = state.settings.max_body_bytes
+        self.max_inflight = state.settings.max_inflight
+        self.inflight = 0  # admitted requests not yet answered (one event loop: no lock needed)
+        self.routes = {e.path: e for e in endpoints}
+        # e.g. CORS: it must see product routes and the framework's alike
+        self.inner: ASGIApp = wrap(self._route) if wrap else self._route
+        self._durations: dict[tuple[str, str, str], Any] = {}
+        self._admitting: list[Any] | None = None
 
+    # -- the outer layer ---------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.framework(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        incoming = headers.get("x-request-id", "")
-        rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        state = scope.setdefault("state", {})
-        state["request_id"] = rid
-        state["arrival"] = time.monotonic()
         start = time.perf_counter()
-        status = [500]
-
-        async def send_wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                h = MutableHeaders(scope=message)
-                if "x-request-id" not in h:
-                    h["X-Request-ID"] = rid
-                provider = self.provider()
-                if provider and "x-execution-provider" not in h:
-                    h["X-Execution-Provider"] = provider
-            await send(message)
-
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        rid = incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        ctx = scope.setdefault("state", {})
+        ctx.update(request_id=rid, arrival=time.monotonic(), headers=headers, status=500)
+        endpoint = self.routes.get(scope["path"])
+        if endpoint is not None:
+            admitted = endpoint.admission and endpoint.method == scope["method"]
+        else:
+            admitted = self._framework_admits(scope)
         length = headers.get("content-length")
-        product = scope["path"] in PRODUCT_PATHS or is_infer_path(scope["path"])
         if length is not None and length.isdigit() and int(length) > self.max_body:
             err = PayloadTooLargeError(
                 f"request body of {length} bytes exceeds the limit of {self.max_body} bytes"
             )
-            await error_response(err, rid, scope["path"])(scope, receive, send_wrapped)
-        elif product and self.inflight >= self.max_inflight:
+            await self._send_error(scope, send, err, rid)
+        elif admitted and self.inflight >= self.max_inflight:
             self.metrics.rejections.labels("inflight").inc()
             full = QueueFullError(
                 f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
                 headers={"Retry-After": "1"},
             )
-            await error_response(full, rid, scope["path"])(scope, receive, send_wrapped)
-        elif product:
+            await self._send_error(scope, send, full, rid)
+        elif admitted:
             self.inflight += 1
             try:
-                await self.app(scope, self._counting(receive), send_wrapped)
+                await self.inner(scope, receive, send)
             finally:
                 self.inflight -= 1
         else:
-            await self.app(scope, self._counting(receive), send_wrapped)
-        self._record(scope, status[0], time.perf_counter() - start, rid)
+            await self.inner(scope, receive, send)
+        self._record(scope, endpoint, ctx["status"], time.perf_counter() - start, rid)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.routes.get(scope["path"])
+        if endpoint is None:
+            await self.framework(scope, self._counting(receive), self._stamping(scope, send))
+        elif endpoint.method != scope["method"]:
+            err = MethodNotAllowedError(
+                f"method {scope['method']} not allowed on {scope['path']}", headers={"Allow": endpoint.method}
+            )
+            await self._send_error(scope, send, err, scope["state"]["request_id"])
+        else:
+            await self._serve(endpoint, scope, receive, send)
+
+    # -- product routes ----------------------------------------------------------------------------------
+    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = scope["state"]
+        rid = ctx["request_id"]
+        st = self.state
+        try:
+            if endpoint.auth and st.settings.auth_token is not None:
+                try:
+                    check_auth(st.settings, ctx["headers"])
+                except ServiceError:
+                    self.metrics.rejections.labels("auth").inc()
+                    raise
+            if st.draining or not st.ready or st.cases is None:
+                self.metrics.rejections.labels("draining" if st.draining else "not_ready").inc()
+                raise not_ready(st.draining, st.reason)
+            call = Call(scope, receive, ctx["headers"], rid, ctx["arrival"] + st.settings.deadline_s,
+                        self.max_body, st.cases)
+            reply = await endpoint.handler(call)
+        except ClientDisconnect:
+            ctx["status"] = CLIENT_CLOSED
+            self.metrics.disconnects.labels(endpoint.path).inc()
+            log.info("client disconnected", extra={"request_id": rid, "endpoint": endpoint.path})
+            return
+        except ServiceError as e:
+            if e.status >= 500 and e.status not in (503, 504):
+                log.error("internal error", extra={"request_id": rid}, exc_info=e)
+            await self._send_error(scope, send, e, rid)
+            return
+        except Exception as e:  # a bug: 500 with the request id, the traceback in the log
+            log.exception("unhandled error", extra={"request_id": rid}, exc_info=e)
+            err = ServiceError("internal error (a bug: please report the request id)")
+            await self._send_error(scope, send, err, rid)
+            return
+        await self._send(scope, send, reply, rid)
+
+    def _provider(self) -> str | None:
+        engine = self.state.engine
+        return engine.runtime.primary_provider if engine is not None else None
+
+    async def _send(self, scope: Scope, send: Send, reply: Reply, rid: str) -> None:
+        raw = [(b"content-length", str(len(reply.body)).encode())]
+        if reply.media_type:
+            raw.append((b"content-type", reply.media_type.encode()))
+        raw += _encode_headers(reply.headers)
+        raw.append((b"x-request-id", rid.encode()))
+        provider = self._provider()
+        if provider:
+            raw.append((b"x-execution-provider", provider.encode()))
+        scope["state"]["status"] = reply.status
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _send_error(self, scope: Scope, send: Send, err: ServiceError, rid: str) -> None:
+        headers = {**err.headers, "X-Error-Code": err.code}
+        if is_oip_path(scope["path"]):  # the Open Inference Protocol's own error shape
+            body: dict[str, Any] = {"error": err.message}
+        else:
+            body = error_body(err.code, err.message, rid, err.details)
+        await self._send(scope, send, json_reply(body, headers, err.status), rid)
+
+    # -- the framework's routes --------------------------------------------------------------------------
+    def _stamping(self, scope: Scope, send: Send) -> Send:
+        ctx = scope["state"]
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ctx["status"] = message["status"]
+                h = MutableHeaders(scope=message)
+                if "x-request-id" not in h:
+                    h["X-Request-ID"] = ctx["request_id"]
+                provider = self._provider()
+                if provider and "x-execution-provider" not in h:
+                    h["X-Execution-Provider"] = provider
+            await send(message)
+
+        return stamped
 
     def _counting(self, receive: Receive) -> Receive:
         seen = 0
@@ -120,23 +227,50 @@ class RequestContext:
 
         return wrapped
 
-    def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
+    def _framework_admits(self, scope: Scope) -> bool:
+        """Whether a framework route marked ``service.http.admitted`` serves this request."""
+        if self._admitting is None:  # read once the app is built: the routes carrying the mark
+            self._admitting = [
+                r for r in self.framework_routes if getattr(getattr(r, "endpoint", None), "admission", False)
+            ]
+        for route in self._admitting:
+            if route.path_regex.match(scope["path"]) and scope["method"] in (route.methods or ()):
+                scope["state"]["template"] = route.path
+                return True
+        return False
+
+    # -- metrics and the access log ----------------------------------------------------------------------
+    def _template(self, scope: Scope) -> str:
+        """The framework route's template; for a request refused before routing (413), the template its path
+        matches; else ``unmatched``."""
         route = scope.get("route")
+        if route is not None and hasattr(route, "path"):
+            return str(route.path)
+        if "template" in scope["state"]:
+            return str(scope["state"]["template"])
+        for candidate in self.framework_routes:
+            regex = getattr(candidate, "path_regex", None)
+            if regex is not None and regex.match(scope["path"]):
+                return str(candidate.path)
+        return "unmatched"
+
+    def _record(self, scope: Scope, endpoint: Endpoint | None, status: int, seconds: float, rid: str) -> None:
         # The route template, never the raw path: raw paths would give every 404 its own time series.
-        # Requests refused here (413, admission) never reach a route: a product path is still a known template.
-        path = scope["path"]
-        endpoint = getattr(route, "path", None) or (
-            path if path in PRODUCT_PATHS else INFER_TEMPLATE if is_infer_path(path) else "unmatched"
-        )
-        self.metrics.request_duration.labels(endpoint, scope["method"], str(status)).observe(seconds)
-        access.info(
-            "request",
-            extra={
-                "request_id": rid,
-                "method": scope["method"],
-                "path": scope["path"],
-                "endpoint": endpoint,
-                "status": status,
-                "seconds": round(seconds, 6),
-            },
-        )
+        name = endpoint.path if endpoint is not None else self._template(scope)
+        key = (name, scope["method"], str(status))
+        child = self._durations.get(key)
+        if child is None:  # labelled children resolved once per series, not per request
+            child = self._durations[key] = self.metrics.request_duration.labels(*key)
+        child.observe(seconds)
+        if access.isEnabledFor(logging.INFO):
+            access.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "endpoint": name,
+                    "status": status,
+                    "seconds": round(seconds, 6),
+                },
+            )

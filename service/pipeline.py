@@ -9,6 +9,10 @@ The class code a class-aware model's decoders read is ``softmax(class_logits)`` 
 forward does without labels) or the one-hot of a chosen class. For the plain autoencoder the texture is
 the reconstruction.
 Both functions return the per-stage seconds too (metrics and Server-Timing).
+
+A bundle with the fused ``decoder`` graph (texture + deformation + warp in one ONNX graph, see
+``export/graphs.py``) decodes in one ``session.run`` (stage ``decoder``); older bundles run the three graphs
+(stages ``texture``, ``deformation``, ``warp``), with the same outputs.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ class Pipeline:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.manifest = runtime.manifest
-        self.has_warp = "warp" in runtime.sessions
+        self.has_warp = "warp" in runtime.sessions or "decoder" in runtime.sessions
+        self.fused = "decoder" in runtime.sessions
 
     def encode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
         t0 = time.perf_counter()
@@ -45,6 +50,10 @@ class Pipeline:
         return out, {"encoder": time.perf_counter() - t0}
 
     def decode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
+        if self.fused:
+            t0 = time.perf_counter()
+            out = self.runtime.run("decoder", inputs)
+            return out, {"decoder": time.perf_counter() - t0}
         stages: dict[str, float] = {}
         bag = dict(inputs)
         for key in ("texture", "deformation", "warp"):

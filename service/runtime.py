@@ -10,6 +10,11 @@ Load order (each step refuses to start with a message that names the problem):
    inputs/outputs are compared with the manifest (``check_graph_io``);
 5. ``session.get_providers()`` is what is really active: logged, exposed in metadata, metrics and a header;
    with ``DAE_REQUIRE_CUDA=true`` a session that fell back to the CPU (silently, onnxruntime#23372) is fatal.
+
+A bundle may carry the fused ``decoder`` graph (texture + deformation + warp in one graph); it is loaded next to
+the three graphs it replaces (they stay in the metadata) and used unless ``DAE_FUSED_DECODER=false``.
+On CUDA, ``run`` uses I/O binding (``DAE_IO_BINDING=auto``): the inputs are copied to the device once and the
+outputs are bound to host memory, so nothing between the fused graph's stages crosses to the host.
 """
 
 from __future__ import annotations
@@ -69,11 +74,16 @@ class Runtime:
     """The loaded bundle: manifest plus one InferenceSession per graph; ``run`` is thread-safe."""
 
     def __init__(
-        self, bundle_dir: Path, manifest: Manifest, sessions: dict[str, ort.InferenceSession]
+        self,
+        bundle_dir: Path,
+        manifest: Manifest,
+        sessions: dict[str, ort.InferenceSession],
+        io_binding: bool = False,
     ) -> None:
         self.bundle_dir = bundle_dir
         self.manifest = manifest
         self.sessions = sessions
+        self.io_binding = io_binding
         self.input_names = {k: [i.name for i in s.get_inputs()] for k, s in sessions.items()}
         self.output_names = {k: [o.name for o in s.get_outputs()] for k, s in sessions.items()}
 
@@ -89,7 +99,10 @@ class Runtime:
         providers = choose_providers(settings.provider_list, settings.require_cuda)
         opts = session_options(settings.threads)
         sessions: dict[str, ort.InferenceSession] = {}
-        for key in (k for k in GRAPH_NAMES if k in manifest.graphs):
+        keys = [k for k in GRAPH_NAMES if k in manifest.graphs]
+        if not settings.fused_decoder:
+            keys = [k for k in keys if k != "decoder"]
+        for key in keys:
             spec = manifest.graphs[key]
             t0 = time.perf_counter()
             try:
@@ -110,7 +123,8 @@ class Runtime:
                 extra={"graph": key, "providers": active, "seconds": round(time.perf_counter() - t0, 3)},
             )
             sessions[key] = sess
-        runtime = cls(bundle, manifest, sessions)
+        binding = settings.io_binding == "on" or (settings.io_binding == "auto" and CUDA in providers)
+        runtime = cls(bundle, manifest, sessions, io_binding=binding)
         runtime._check_wiring()
         return runtime
 
@@ -124,6 +138,10 @@ class Runtime:
             if missing:
                 raise BundleError(f"graph {key!r}: inputs {sorted(missing)} are produced by no earlier graph")
             available |= set(self.output_names[key])
+        if "decoder" in self.sessions:
+            missing = set(self.input_names["decoder"]) - set(self.output_names["encoder"]) - {"class_code"}
+            if missing:
+                raise BundleError(f"graph 'decoder': inputs {sorted(missing)} are produced by no earlier graph")
 
     @property
     def providers(self) -> dict[str, list[str]]:
@@ -139,5 +157,20 @@ class Runtime:
         """Run one graph, feeding its inputs by name from ``bag``; returns its outputs by name."""
         sess = self.sessions[key]
         feeds = {n: np.ascontiguousarray(bag[n], dtype=np.float32) for n in self.input_names[key]}
+        if self.io_binding:
+            return self._run_bound(sess, key, feeds)
         outs = sess.run(None, feeds)
         return dict(zip(self.output_names[key], outs, strict=True))
+
+    def _run_bound(self, sess: ort.InferenceSession, key: str, feeds: Arrays) -> Arrays:
+        """One run with I/O binding: inputs copied to the session's device once, outputs bound to the host.
+
+        A fresh binding per call: ``run`` is called from several worker threads, and a binding is not shared.
+        """
+        binding = sess.io_binding()
+        for name, arr in feeds.items():
+            binding.bind_cpu_input(name, arr)
+        for name in self.output_names[key]:
+            binding.bind_output(name, "cpu")
+        sess.run_with_iobinding(binding)
+        return dict(zip(self.output_names[key], binding.copy_outputs_to_cpu(), strict=True))

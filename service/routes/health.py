@@ -11,9 +11,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.routes.deps import AppState, StateDep
 from service.routes.oip import EXTENSIONS, oip_models
 from service.schemas import HealthResponse, ServerMetadata
+from service.state import AppState, StateDep
 
 router = APIRouter(tags=["operations"])
 

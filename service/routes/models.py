@@ -15,9 +15,9 @@ from service import render
 from service.engine import Engine
 from service.errors import NotReadyError
 from service.oip import OipModel, resolve
-from service.routes.deps import StateDep
 from service.routes.oip import oip_models
 from service.schemas import ModelMetadata, OipError, OipModelMetadata, TensorInfo
+from service.state import StateDep
 
 router = APIRouter(tags=["operations"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -22,8 +22,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from service import oip
 from service.batching import BatchInfo
 from service.engine import Engine, server_timing
-from service.routes.deps import EngineDep, StateDep, check_auth, deadline
+from service.http import admitted
 from service.schemas import InferResponseBody, OipError
+from service.state import EngineDep, StateDep, check_auth, deadline
 
 # Protocol extensions this server implements (GET /v2 lists them; Triton's client and perf tools read it).
 EXTENSIONS = ("binary_tensor_data",)
@@ -159,6 +160,7 @@ async def infer(request: Request, engine: Engine, state: StateDep, name: str, ve
 
 
 @router.post("/v2/models/{name}/infer", responses=RESPONSES, openapi_extra=INFER_DOC)
+@admitted
 async def model_infer(name: str, request: Request, engine: EngineDep, state: StateDep) -> Response:
     """Inference (Open Inference Protocol, JSON or binary tensors): ``mnist`` takes preprocessed images and
     gives latents, class probabilities, texture, deformation and reconstruction; ``mnist-decoder`` takes
@@ -167,6 +169,7 @@ async def model_infer(name: str, request: Request, engine: EngineDep, state: Sta
 
 
 @router.post("/v2/models/{name}/versions/{version}/infer", responses=RESPONSES, openapi_extra=INFER_DOC)
+@admitted
 async def model_version_infer(
     name: str, version: str, request: Request, engine: EngineDep, state: StateDep
 ) -> Response:

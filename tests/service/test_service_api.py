@@ -205,7 +205,7 @@ def test_metadata_health_and_headers(api: Callable[..., TestClient], digits: lis
     assert meta.status_code == 200
     m = meta.json()
     assert m["providers"]["encoder"][0] == "CPUExecutionProvider" and set(m["providers"]) == {
-        "encoder", "texture", "deformation", "warp"}
+        "encoder", "texture", "deformation", "warp", "decoder"}  # decoder: the fused graph
     assert m["variant"] == "class-aware" and m["class_names"] == [str(i) for i in range(10)]
     assert m["inputs"][0]["name"] == "image" and m["inputs"][0]["shape"] == [-1, 1, 32, 32]  # OIP: -1 = batch
     other = c.get("/v2/models/other")  # under /v2 the protocol's error shape, the code in a header
@@ -219,7 +219,7 @@ def test_metadata_health_and_headers(api: Callable[..., TestClient], digits: lis
     assert r.headers["x-request-id"] == "my-id-1"
     assert r.headers["x-execution-provider"] == "CPUExecutionProvider"
     timing = r.headers["server-timing"]
-    for stage in ("queue-encode", "encoder", "queue-decode", "texture", "deformation", "warp"):
+    for stage in ("queue-encode", "encoder", "queue-decode", "decoder"):  # decoder: the fused graph, one run
         assert f"{stage};dur=" in timing
     assert len(c.get("/v2/health/live", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]) == 32
     docs = c.get("/openapi.json").json()
@@ -234,7 +234,7 @@ def test_metrics_count_requests_batches_and_stages(api: Callable[..., TestClient
     c.post("/reconstruct", files=files(digits[0], digits[1], digits[2]))
     text = c.get("/metrics").text
     assert 'dae_request_duration_seconds_count{endpoint="/reconstruct",method="POST",status="200"}' in text
-    for stage in ("encoder", "texture", "deformation", "warp"):
+    for stage in ("encoder", "decoder"):
         assert f'dae_inference_seconds_count{{stage="{stage}"}}' in text
     assert 'dae_batch_size_bucket{le="4.0",queue="encode"}' in text
     assert 'dae_queue_depth{queue="encode"} 0.0' in text
