@@ -9,7 +9,8 @@
 #      build/deploy-tools/nginx/     Debian's nginx, unpacked from its .deb (no service is started)
 # 2. `docker compose config` for every deployment target (through the docker client when there is one, else
 #    the plugin binary directly; it is a standalone program too), and hadolint on every Dockerfile;
-# 3. tests/deploy with DAE_DEPLOY_STRICT=1 (a missing tool fails instead of skipping): the compose contract,
+# 3. scripts/k8s_check.sh: the Kubernetes manifests (deploy/k8s) rendered and validated (kubernetes-validate);
+# 4. tests/deploy with DAE_DEPLOY_STRICT=1 (a missing tool fails instead of skipping): the compose contract,
 #    the image's exact entrypoint and environment run outside Docker against the bundled model, and the
 #    nginx config in front of two real service processes.
 set -euo pipefail
@@ -89,7 +90,12 @@ for f in docker/Dockerfile docker/Dockerfile.*; do
     echo "  $f clean"
 done
 
+say "Kubernetes manifests: render, kubernetes-validate --strict (scripts/k8s_check.sh)"
+# Its own tests (tests/deploy/test_k8s.py) run with the rest of tests/deploy below.
+K8S_TESTS=0 PY=$PY PYTHON=$PYTHON scripts/k8s_check.sh || die "k8s-check"
+
 say "tests/deploy (strict: a missing tool fails)"
 DAE_DEPLOY_STRICT=1 DAE_COMPOSE_BIN=$COMPOSE DAE_HADOLINT_BIN=$HADOLINT DAE_NGINX_BIN=$NGINX \
+    DAE_K8S_VALIDATE_BIN=$ROOT/.venv-k8s/bin/kubernetes-validate \
     timeout 600 "$PY" -m pytest tests/deploy -q -p no:cacheprovider || die "tests/deploy"
 say "docker-check passed"
