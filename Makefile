@@ -37,7 +37,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every file (ruff) and every package (mypy; pyproject.toml: strict = true), nothing excluded.
-LINT_PACKAGES := bundle client training export service harness bench stress tests
+LINT_PACKAGES := bundle client training export reports service harness bench stress tests
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
