@@ -77,13 +77,10 @@ def decode_code(layout: CodeLayout, code: str, *, field: str = "code") -> dict[s
             f"{field}: latent code version {version}, this service reads version {VERSION}", "code_version"
         )
     if zlib.crc32(body) != crc:
-        raise BadRequestError(
-            f"{field}: latent code checksum mismatch (truncated or altered)", "code_checksum"
-        )
+        raise BadRequestError(f"{field}: latent code checksum mismatch (truncated or altered)", "code_checksum")
     if model_id != layout.model_id:
         raise UnprocessableError(
-            f"{field}: latent code is from another model ({model_id.hex()}), this service runs "
-            f"{layout.model_id.hex()}",
+            f"{field}: latent code is from another model ({model_id.hex()}), this service runs {layout.model_id.hex()}",
             "code_foreign_model",
         )
     if dt_id not in _DTYPES:

@@ -34,15 +34,14 @@ class Settings(BaseSettings):
     bundle: Path = DEFAULT_BUNDLE
     model_name: str | None = None  # served name; default: the manifest's name
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # HTTP/1.1 parser. httptools (the `serve` extra) is faster, but its URL parser refuses request lines over
+    # 64 KiB with uvicorn's plain-text 400 (long explicit latents in /interpolate); h11 parses heads up to 256 KiB.
+    http: Literal["h11", "httptools"] = "h11"
     log_json: bool = True  # one JSON object per log line (False: plain text for a terminal)
     cors_origins: str = ""  # comma-separated origins allowed by CORS; empty disables CORS
     auth_token: SecretStr | None = None  # when set, product endpoints need "Authorization: Bearer <token>"
-    drain_timeout_s: float = Field(
-        default=20.0, gt=0
-    )  # SIGTERM: how long accepted requests may take to finish
-    shutdown_delay_s: float = Field(
-        default=0.0, ge=0
-    )  # SIGTERM: keep serving (ready=503) this long before closing
+    drain_timeout_s: float = Field(default=20.0, gt=0)  # SIGTERM: how long accepted requests may take to finish
+    shutdown_delay_s: float = Field(default=0.0, ge=0)  # SIGTERM: keep serving (ready=503) this long before closing
 
     # -- runtime -----------------------------------------------------------------------------------------
     providers: str = f"{CUDA},{CPU}"  # priority order, filtered by what onnxruntime offers
@@ -69,9 +68,7 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(default=64, ge=1)  # images in one request; 413
     max_steps: int = Field(default=64, ge=2)  # interpolation frames; 422
     code_dtype: Literal["float32", "float16"] = "float32"  # precision of latent codes (float32 is exact)
-    viz_scale: int = Field(
-        default=4, ge=1, le=16
-    )  # integer upscaling of pictures (PNG strips, grids, flow colours)
+    viz_scale: int = Field(default=4, ge=1, le=16)  # integer upscaling of pictures (PNG strips, grids, flow colours)
 
     @field_validator("bundle")
     @classmethod

@@ -159,9 +159,7 @@ def install_handlers(app: FastAPI) -> None:
         details = _validation_details(exc)
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
-        err = UnprocessableError(
-            f"invalid request: {where}: {first['msg']}", "validation_error", details=details
-        )
+        err = UnprocessableError(f"invalid request: {where}: {first['msg']}", "validation_error", details=details)
         return error_response(err, request_id_of(request), request.scope["path"])
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

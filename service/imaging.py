@@ -39,9 +39,7 @@ MEDIA_TYPES = {
 }
 
 
-def decode_image(
-    data: bytes, *, size: int, color_mode: str, max_pixels: int, what: str = "image"
-) -> np.ndarray:
+def decode_image(data: bytes, *, size: int, color_mode: str, max_pixels: int, what: str = "image") -> np.ndarray:
     """Encoded image bytes → float32 ``(C, size, size)`` in [0, 1]; a 4xx ServiceError on bad input."""
     if not data:
         raise BadRequestError(f"{what}: empty file", "image_empty")
@@ -147,7 +145,8 @@ def _bilinear(field: np.ndarray, pos: np.ndarray) -> np.ndarray:
     i0 = np.clip(np.floor(pos).astype(int), 0, field.shape[0] - 2)
     t = pos - i0
     rows = field[i0] * (1 - t)[:, None] + field[i0 + 1] * t[:, None]  # (m, N)
-    return rows[:, i0] * (1 - t)[None, :] + rows[:, i0 + 1] * t[None, :]
+    out: np.ndarray = rows[:, i0] * (1 - t)[None, :] + rows[:, i0 + 1] * t[None, :]
+    return out
 
 
 def sheet(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:

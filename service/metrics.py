@@ -46,9 +46,7 @@ class Metrics:
             "dae_batch_size", "Images (or latent rows) per model call", ["queue"], buckets=_BATCH, registry=r
         )
         self.batches = Counter("dae_batches", "Model calls per queue", ["queue"], registry=r)
-        self.batch_images = Counter(
-            "dae_batch_images", "Images (or latent rows) run per queue", ["queue"], registry=r
-        )
+        self.batch_images = Counter("dae_batch_images", "Images (or latent rows) run per queue", ["queue"], registry=r)
         self.queue_depth = Gauge("dae_queue_depth", "Images waiting in a queue", ["queue"], registry=r)
         self.rejections = Counter("dae_rejections", "Requests refused, by reason", ["reason"], registry=r)
         self.disconnects = Counter(

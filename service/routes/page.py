@@ -20,9 +20,15 @@ from service.errors import NotFoundError
 STATIC = (Path(__file__).resolve().parents[1] / "static").resolve()
 # Explicit types: the platform's mimetypes table may lack (or mislabel) these, and browsers refuse a module
 # script or a stylesheet served as text/plain.
-TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8", ".json": "application/json", ".png": "image/png",
-         ".svg": "image/svg+xml", ".md": "text/markdown; charset=utf-8"}
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".md": "text/markdown; charset=utf-8",
+}
 # Short cache: the files change with the package version, and a stale page would talk to a newer API.
 CACHE = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
 
