@@ -41,7 +41,7 @@ LINT_PACKAGES := bundle client training export reports service harness bench str
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy $(LINT_PACKAGES)
+	$(VENV)/bin/mypy $(LINT_PACKAGES) docker/requirements.py docker/healthcheck.py
 
 results: $(VENV)/.installed
 	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs --epochs $${RESULTS_EPOCHS:-1}
