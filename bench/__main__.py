@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.timing import Budget, machine
 
-PARTS = ("training", "model", "service")
+PARTS = ("training", "model", "service", "oip")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Profile:
     train_batch: int
     train_budget: Budget
     service: dict[str, Any] = field(default_factory=dict)
+    oip: dict[str, Any] = field(default_factory=dict)  # bench/oip_bench.py: OIP (binary, JSON) vs REST (PNG)
 
 
 PROFILES: dict[str, Profile] = {
@@ -53,6 +54,7 @@ PROFILES: dict[str, Profile] = {
             memory_clients=16,
             rendered_clients=16,
         ),
+        oip=dict(clients=(1, 8), images_per_request=(1, 8), seconds=5.0),
     ),
     "ci": Profile(
         sizes=(32,),
@@ -71,6 +73,7 @@ PROFILES: dict[str, Profile] = {
             rendered_clients=2,
             modes=("on", "off"),
         ),
+        oip=dict(clients=(1,), images_per_request=(2,), seconds=0.3, max_requests=20),
     ),
 }
 
@@ -113,6 +116,11 @@ def run(profile: str, out: Path, work: Path, only: tuple[str, ...] = PARTS, prog
     if "service" in only:
         say("[bench] service under load")
         result["service"] = bench_service(bundle_for(32, bundles), work, ServiceSettings(**p.service), progress)
+    if "oip" in only:
+        from bench.oip_bench import OipSettings, bench_oip
+
+        say("[bench] Open Inference Protocol vs REST")
+        result["oip"] = bench_oip(bundle_for(32, bundles), work, OipSettings(**p.oip), progress)
     result["wall_s"] = time.perf_counter() - t0
     work.mkdir(parents=True, exist_ok=True)
     (work / "result.json").write_text(json.dumps(result, indent=1))

@@ -300,6 +300,10 @@ def write_report(result: Result, out: Path) -> Path:
         plot_memory(result, figures / "bench_memory.png")
         lines += service_section(result, "figures/bench_service.png")
         lines += memory_section(result, "figures/bench_memory.png")
+    if result.get("oip"):
+        from bench.oip_bench import section as oip_section
+
+        lines += oip_section(result["oip"])
     if result.get("training"):
         plot_training(result, figures / "bench_training.png")
         lines += training_section(result, "figures/bench_training.png")

@@ -41,6 +41,7 @@ def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
         "## Service under load",
         "## Training",
         "## Memory under sustained load",
+        "## Open Inference Protocol beside the REST API",
     ):
         assert needle in text, needle
     for name in ("model", "service", "memory", "training"):
@@ -58,6 +59,9 @@ def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
     assert all(r["images_per_s"] > 0 for r in result["model"] + result["training"] if "images_per_s" in r)
     assert result["training"][0]["ours_images_per_s"] > 0 and result["training"][0]["release_images_per_s"] > 0
     assert len(result["service"]["memory"]["samples"]) >= 2
+    oip = result["oip"]["rows"]  # every protocol answered, all 200
+    assert {r["protocol"] for r in oip} == {"rest-png", "oip-binary", "oip-json"}
+    assert all(r["requests"] > 0 and not r["non_2xx"] for r in oip)
 
 
 def test_release_integrator_equals_cumsum() -> None:
