@@ -27,28 +27,22 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from bundle.manifest import Manifest
 from service.errors import BadRequestError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
-
-if TYPE_CHECKING:  # only for annotations: the manifest's module is moving (service/ → bundle/)
-    from bundle.manifest import Manifest
 
 HEADER = "Inference-Header-Content-Length"
 JSON_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
 DECODER_SUFFIX = "-decoder"
 PLATFORM = "onnxruntime_onnx"  # Triton's name for an ONNX Runtime model
-# The metric/log label of every inference route (the raw path would give each model name its own series).
-INFER_TEMPLATE = "/v2/models/{name}/infer"
-_INFER_PATH = re.compile(r"^/v2/models/[^/]+(?:/versions/[^/]+)?/infer$")
 NUMPY: dict[str, Any] = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
@@ -66,11 +60,6 @@ NUMPY: dict[str, Any] = {
 LATENT_LIMIT = 1e6  # as service.engine.LATENT_LIMIT: no encoder produces more, and decoders would overflow
 IMAGE_RANGE = (0.0, 1.0)
 DIMS_MAX = 8  # no tensor of these models has more dimensions
-
-
-def is_infer_path(path: str) -> bool:
-    """An inference route (the admission limit and the OIP error shape apply to it)."""
-    return bool(_INFER_PATH.match(path))
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -260,7 +249,7 @@ def _flatten(data: Any, what: str) -> list[Any]:
     if not data or not isinstance(data[0], list):
         return data
     out: list[Any] = []
-    stack = [data]
+    stack: list[Any] = [data]
     while stack:  # iterative: a deeply nested body must not exhaust the recursion limit
         item = stack.pop()
         if isinstance(item, list):
