@@ -90,9 +90,7 @@ async def model_metadata(name: str, state: StateDep) -> JSONResponse:
     return _metadata(state, name, None)
 
 
-@router.get(
-    "/v2/models/{name}/versions/{version}", response_model=ModelMetadata | OipModelMetadata, responses=ERRORS
-)
+@router.get("/v2/models/{name}/versions/{version}", response_model=ModelMetadata | OipModelMetadata, responses=ERRORS)
 async def model_version_metadata(name: str, version: str, state: StateDep) -> JSONResponse:
     """Model metadata of one version (this server has one per model: the bundle's)."""
     return _metadata(state, name, version)
