@@ -193,8 +193,12 @@ def _dims(shape: Iterable[object]) -> list[Dim]:
     return ["batch" if not isinstance(d, int) else d for d in shape]
 
 
-def check_graph_io(key: str, spec: GraphSpec, inputs: Sequence[tuple[str, Sequence[object]]],
-                   outputs: Sequence[tuple[str, Sequence[object]]]) -> None:
+def check_graph_io(
+    key: str,
+    spec: GraphSpec,
+    inputs: Sequence[tuple[str, Sequence[object]]],
+    outputs: Sequence[tuple[str, Sequence[object]]],
+) -> None:
     """Compare a loaded graph's (name, shape) inputs/outputs with the manifest; raise naming what disagrees."""
     for side, declared, actual in (("input", spec.inputs, inputs), ("output", spec.outputs, outputs)):
         want = [(t.name, t.shape) for t in declared]

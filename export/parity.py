@@ -40,7 +40,6 @@ BATCH_TOL = 1e-6
 BATCHES: tuple[int, ...] = (1, 7, 64)
 
 
-
 @dataclass(frozen=True)
 class ParityRow:
     check: str  # "onnx-vs-torch" | "pipeline" | "batch-vs-single" | "fused-vs-split"
