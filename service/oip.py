@@ -43,6 +43,7 @@ JSON_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
 DECODER_SUFFIX = "-decoder"
 PLATFORM = "onnxruntime_onnx"  # Triton's name for an ONNX Runtime model
+INFER_ROUTE = "/v2/models/{name}/infer"  # the label of both inference routes in logs and disconnect counts
 NUMPY: dict[str, Any] = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,

@@ -13,7 +13,9 @@ import asyncio
 import gzip
 import json
 import re
+import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -339,3 +341,23 @@ def test_docs_work_offline(server: Any) -> None:
     redoc = httpx.get(f"{server.url}/redoc").text
     assert "/docs-assets/redoc.standalone.js" in redoc and "cdn" not in redoc.lower()
     assert "fonts.googleapis" not in redoc
+
+
+def test_client_gone_before_its_body_is_quiet(server: Any) -> None:
+    """A client that hangs up mid-body: a 499 in the metrics and an info line, never a traceback."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        "POST /v2/models/tiny-class-aware/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head.encode() + b'{"inputs": [')
+    deadline = time.monotonic() + 10
+    text = ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{server.url}/metrics").text
+        if 'dae_client_disconnects_total{endpoint="/v2/models/{name}/infer"} 1.0' in text:
+            break
+        time.sleep(0.1)
+    assert 'dae_client_disconnects_total{endpoint="/v2/models/{name}/infer"} 1.0' in text
+    assert "Traceback" not in server.logs() and "unhandled error" not in server.logs()
