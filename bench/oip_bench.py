@@ -14,9 +14,11 @@ reconstructions of N digits:
 
 Each (protocol, images per request, clients) cell is a closed loop of ``clients`` keep-alive connections
 (pre-built request bytes, ``harness.rawhttp``: the client costs the shared cores little), at most ``seconds``
-and ``max_requests``. Triton's perf_analyzer would be the reference client for OIP; PyPI's ``perf-analyzer``
-is a placeholder package without the program (checked: 0.1.0, "Placeholder"), and tritonclient's wheel ships
-none, so it is not run here.
+and ``max_requests``, run as ``rounds`` slices interleaved with the other protocols' (order rotating), so that
+load from elsewhere on the shared cores hits all three alike.
+
+Triton's perf_analyzer would be the reference client for OIP; PyPI's ``perf-analyzer`` is a placeholder package
+without the program (checked: 0.1.0, "Placeholder"), and tritonclient's wheel ships none, so it is not run here.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ PROTOCOLS = ("rest-png", "oip-binary", "oip-json")
 class OipSettings:
     clients: tuple[int, ...] = (1, 8)
     images_per_request: tuple[int, ...] = (1, 8)
-    seconds: float = 5.0
+    seconds: float = 5.0  # per cell and protocol, in ``rounds`` interleaved slices
     max_requests: int = 5000
+    rounds: int = 5
 
 
 @dataclass(frozen=True)
@@ -167,19 +170,41 @@ def bench_oip(bundle: Path, work: Path, s: OipSettings, progress: bool = True) -
         images = digits(size)
         host, port = srv.url.removeprefix("http://").split(":")
         for n in s.images_per_request:
-            for protocol in PROTOCOLS:
-                reqs = [requests_for(protocol, model, images[(i * n + np.arange(n)) % len(images)]) for i in range(8)]
-                answer = response_size(srv, reqs[0])
-                asyncio.run(closed_loop(host, int(port), reqs, 1, 20, 2.0))  # warm the path and the connection
-                for clients in s.clients:
-                    lat, bad, wall = asyncio.run(closed_loop(host, int(port), reqs, clients, s.max_requests, s.seconds))
+            reqs = {
+                p: [requests_for(p, model, images[(i * n + np.arange(n)) % len(images)]) for i in range(8)]
+                for p in PROTOCOLS
+            }
+            answers = {p: response_size(srv, r[0]) for p, r in reqs.items()}
+            for r in reqs.values():  # warm each path and its connection
+                asyncio.run(closed_loop(host, int(port), r, 1, 20, 2.0))
+            for clients in s.clients:
+                # Interleaved slices (the order rotating each round) so that a change in the machine's load
+                # (the cores are shared) falls on every protocol alike: the ratios are what this measures.
+                got: dict[str, tuple[list[float], int, float]] = {p: ([], 0, 0.0) for p in PROTOCOLS}
+                for k in range(s.rounds):
+                    order = PROTOCOLS[k % len(PROTOCOLS) :] + PROTOCOLS[: k % len(PROTOCOLS)]
+                    for p in order:
+                        lat, bad, wall = asyncio.run(
+                            closed_loop(
+                                host,
+                                int(port),
+                                reqs[p],
+                                clients,
+                                max(1, s.max_requests // s.rounds),
+                                s.seconds / s.rounds,
+                            )
+                        )
+                        a, b, w = got[p]
+                        got[p] = (a + lat, b + bad, w + wall)
+                for p in PROTOCOLS:
+                    lat, bad, wall = got[p]
                     ms = [x * 1000 for x in lat]
                     row = OipRow(
-                        protocol,
+                        p,
                         clients,
                         n,
-                        len(reqs[0]),
-                        answer,
+                        len(reqs[p][0]),
+                        answers[p],
                         len(lat),
                         len(lat) / wall,
                         len(lat) * n / wall,
@@ -190,7 +215,7 @@ def bench_oip(bundle: Path, work: Path, s: OipSettings, progress: bool = True) -
                     rows.append(row)
                     if progress:
                         print(
-                            f"[bench] oip {protocol:10s} {n} img x {clients:2d} clients: "
+                            f"[bench] oip {p:10s} {n} img x {clients:2d} clients: "
                             f"{row.images_per_s:7.1f} img/s p50 {row.p50_ms:6.2f} ms",
                             flush=True,
                         )
@@ -241,9 +266,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images-per-request", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--max-requests", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved slices per cell (default: 5)")
     ap.add_argument("--json", type=Path, help="also write the raw result here")
     args = ap.parse_args(argv)
-    s = OipSettings(tuple(args.clients), tuple(args.images_per_request), args.seconds, args.max_requests)
+    s = OipSettings(tuple(args.clients), tuple(args.images_per_request), args.seconds, args.max_requests, args.rounds)
     result = bench_oip(args.bundle, args.work, s)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
