@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser tests (tests/e2e) need: Debian's chromium (+ fonts) and Playwright's Python package.
+# Installs what the browser tests (tests/service/e2e) need: Debian's chromium (+ fonts) and Playwright's Python package.
 #   scripts/install_browser.sh            # root (or sudo) for apt; PY=.venv/bin/python by default
 # `playwright install` is not used: its browser downloads are not reachable here; the tests launch
 # /usr/bin/chromium through Playwright's executable_path instead.

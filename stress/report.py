@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-QUICK_TESTS = """## What `make test` checks (tests/reliability and tests/stress, about 2 minutes on 2 cores)
+QUICK_TESTS = """## What `make test` checks (tests/service/reliability and tests/stress, about 2 minutes on 2 cores)
 
 | file | claim |
 |---|---|
 | `test_schema_fuzz.py` | schemathesis on every operation of `/openapi.json` (20 examples each, valid and invalid, real images and codes mixed in so handlers are reached) against a real uvicorn: no 5xx, status documented, body/headers/content type match the schema, server alive and ready after |
-| `test_hostile_corpus.py` | 40 checked-in hostile inputs (`tests/reliability/corpus/manifest.json`: request, expected status and code) — empty, truncated PNG/JPEG, text as PNG, PNG and JPEG decompression bombs, 16-bit/palette/CMYK/alpha/animated images, 2 MB bodies (sized and chunked), 300 files, wrong field names, malformed/truncated/foreign/wrong-length/NaN codes, NaN and Infinity values, steps 0, −5, 10^9, 10^30, 100 kB queries — each gets exactly its status and code; ready after each |
+| `test_hostile_corpus.py` | 40 checked-in hostile inputs (`tests/service/reliability/corpus/manifest.json`: request, expected status and code) — empty, truncated PNG/JPEG, text as PNG, PNG and JPEG decompression bombs, 16-bit/palette/CMYK/alpha/animated images, 2 MB bodies (sized and chunked), 300 files, wrong field names, malformed/truncated/foreign/wrong-length/NaN codes, NaN and Infinity values, steps 0, −5, 10^9, 10^30, 100 kB queries — each gets exactly its status and code; ready after each |
 | `tests/stress/test_overload.py` | a burst of 10× measured capacity (small queue): lost = 0, wrong = 0, only 200 and 429, every 429 with Retry-After, RSS bounded, recovery < 10 s |
 | `test_faults.py` | SIGTERM with 24 requests in flight: all 24 answered 200, later ones 503 `draining` or refused, exit 0 within the grace period; wrong checksum / missing graph / manifest disagreeing with a graph: exit 3 and a message naming it; 200 clients hanging up mid-upload and mid-response: no fd or memory growth, queues empty, next request fine |
 | `test_security.py` | with a token every product operation of the schema gives 401 for 6 bad `Authorization` forms, health/metadata/metrics open; no parameter is read as a file or fetched as a URL (canary file and canary HTTP server); CORS closed unless configured, and then only for the configured origin |

@@ -1,6 +1,6 @@
 """Property-based fuzzing of every operation in the service's own OpenAPI schema (schemathesis + hypothesis).
 
-    .venv/bin/python -m pytest tests/reliability/test_schema_fuzz.py -q
+    .venv/bin/python -m pytest tests/service/reliability/test_schema_fuzz.py -q
 
 Why a real uvicorn rather than the ASGI app: the bytes go through the same HTTP parser, body-limit middleware
 and process as in production, and a crash would show as a dead process (checked after every operation), not
@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from service.app import create_app
 from service.config import Settings
-from tests.reliability.helpers import png
+from tests.service.reliability.helpers import png
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 MODEL = "tiny-class-aware"

@@ -2,7 +2,7 @@
 (health, metadata and metrics stay open), no parameter is ever read as a path or fetched as a URL, CORS is
 closed unless configured.
 
-    .venv/bin/python -m pytest tests/reliability/test_security.py -q
+    .venv/bin/python -m pytest tests/service/reliability/test_security.py -q
 
 Upload and pixel limits: the hostile corpus (body_too_large, image_too_large, too_many_images). The container's
 non-root user: tests/deploy/test_dockerfiles.py::test_runs_as_a_numeric_non_root_user.

@@ -1,8 +1,8 @@
 """The README screenshot of the page: serve a bundle, drive the page in Chromium, save a full-page PNG.
 
-    .venv/bin/python -m tests.e2e.screenshot                       # models/mnist -> docs/figures/page.png
-    .venv/bin/python -m tests.e2e.screenshot --bundle DIR --out FILE
-    .venv/bin/python -m tests.e2e.screenshot --tiny                # no trained bundle: a random-weight one
+    .venv/bin/python -m tests.service.e2e.screenshot                       # models/mnist -> docs/figures/page.png
+    .venv/bin/python -m tests.service.e2e.screenshot --bundle DIR --out FILE
+    .venv/bin/python -m tests.service.e2e.screenshot --tiny                # no trained bundle: a random-weight one
 
 Needs scripts/install_browser.sh. Without models/mnist (and without --bundle) a tiny random-weight bundle is
 exported first (torch), so the page's layout can be shot before a model is trained; re-shoot with the real one.
@@ -59,7 +59,9 @@ def shoot(bundle: Path, out: Path, work: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m tests.e2e.screenshot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tests.service.e2e.screenshot",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", type=Path, default=None, help=f"default: {DEFAULT_BUNDLE.relative_to(REPO)}")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "page.png")

@@ -1,8 +1,8 @@
-"""The checked-in hostile corpus (tests/reliability/corpus/manifest.json) against a real uvicorn: every case
+"""The checked-in hostile corpus (tests/service/reliability/corpus/manifest.json) against a real uvicorn: every case
 gets exactly its expected status and error code, never a 500, a hang or a crash, and the server is still
 ready after each one.
 
-    .venv/bin/python -m pytest tests/reliability/test_hostile_corpus.py -q
+    .venv/bin/python -m pytest tests/service/reliability/test_hostile_corpus.py -q
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from harness.rawhttp import build, request
-from tests.reliability.helpers import CORPUS, ready
+from tests.service.reliability.helpers import CORPUS, ready
 
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())["cases"]
 HEADER = 6  # version byte, 4 bytes of the model's sha256, dtype byte (docs/service.md, "Latent codes")

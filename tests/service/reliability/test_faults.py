@@ -1,7 +1,7 @@
 """Faults against real ``python -m service`` processes: SIGTERM under load, broken bundles, clients that hang
 up mid-upload or mid-response.
 
-    .venv/bin/python -m pytest tests/reliability/test_faults.py -q
+    .venv/bin/python -m pytest tests/service/reliability/test_faults.py -q
 
 (tests/service/test_service_uvicorn.py already drains one request on SIGTERM and refuses a missing bundle
 directory; here: many requests in flight, and the three bundle faults of the issue, each by process exit.)
@@ -26,9 +26,9 @@ import pytest
 
 from harness.memory import open_fds, rss_bytes
 from harness.rawhttp import build, multipart, request
-from tests.reliability.helpers import metric, ready, wait_until
+from tests.service.reliability.helpers import metric, ready, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def port_of(server: Any) -> int:

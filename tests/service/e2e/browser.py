@@ -1,7 +1,7 @@
 """Debian's chromium driven by Playwright (no ``playwright install``: its downloads are unreachable here).
 
     scripts/install_browser.sh            # apt chromium + the playwright package
-    from tests.e2e.browser import launch
+    from tests.service.e2e.browser import launch
     with launch(tmp_path / "profile") as browser: page = browser.new_page()
 
 The browser tests skip only where chromium is missing *and* ``DAE_BROWSER_STRICT`` is unset; CI sets it, so

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-STATIC = Path(__file__).resolve().parents[2] / "service" / "static"
+STATIC = Path(__file__).resolve().parents[3] / "service" / "static"
 
 
 def test_index_and_its_assets_are_served_with_their_types(page_server: Any) -> None:

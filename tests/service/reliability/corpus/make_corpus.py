@@ -1,13 +1,13 @@
 """Regenerate the hostile-input corpus (files + manifest.json) in this folder; deterministic, run rarely:
 
-    .venv/bin/python tests/reliability/corpus/make_corpus.py
+    .venv/bin/python tests/service/reliability/corpus/make_corpus.py
 
 manifest.json lists every case: the request to send (method, path, content type, which file and how, query,
 JSON body), the expected status and the expected error code. Files live here; inputs that would be large on
 disk (an over-limit body, hundreds of files, a 100 kB query) are described instead and built by the test.
 Placeholders the test fills from the running server: ``$CODE`` (a real code of this model) and the codes built
 from it, ``$CODE_TRUNCATED``, ``$CODE_FOREIGN``, ``$CODE_WRONG_LENGTH``, ``$CODE_NAN``.
-The limits these expectations assume are tests/reliability/conftest.py's ``LIMITS``.
+The limits these expectations assume are tests/service/reliability/conftest.py's ``LIMITS``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The page in a real Chromium on a real uvicorn: what it shows is exactly what the public API serves.
 
-    .venv/bin/python -m pytest tests/e2e -q       # scripts/install_browser.sh first; DAE_BROWSER_STRICT=1 in CI
+    .venv/bin/python -m pytest tests/service/e2e -q       # scripts/install_browser.sh first; DAE_BROWSER_STRICT=1 in CI
 
 Each check compares the PNG a panel shows with the PNG the API returns for the same request made with httpx,
 so a page that shows stale, swapped or made-up images fails. Screenshots go to each test's tmp output.
@@ -20,7 +20,7 @@ from PIL import Image
 from . import drive
 
 pytestmark = pytest.mark.browser
-STATIC = Path(__file__).resolve().parents[2] / "service" / "static"
+STATIC = Path(__file__).resolve().parents[3] / "service" / "static"
 PANELS = ("texture", "warped_grid", "reconstruction")
 
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the reliability tests (import as reliability.helpers)."""
+"""Shared helpers for the reliability tests (import as tests.service.reliability.helpers)."""
 
 from __future__ import annotations
 
