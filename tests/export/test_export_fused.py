@@ -32,13 +32,18 @@ def test_fused_decoder_equals_the_three_graphs(key: str, exported: Exported) -> 
     split = {k: _session(bundle / man.graphs[k].file) for k in ("texture", "deformation", "warp")}
     fused = _session(bundle / spec.file)
     rng = np.random.default_rng(0)
-    feeds = {t.name: rng.normal(size=(5, *t.shape[1:])).astype(np.float32) for t in spec.inputs}
+    feeds = {t.name: rng.normal(size=(5, *(int(d) for d in t.shape[1:]))).astype(np.float32) for t in spec.inputs}
     if "class_code" in feeds:
         feeds["class_code"] = np.eye(len(man.class_names), dtype=np.float32)[[0, 3, 7, 1, 9]]
     pool = dict(feeds)
     for s in split.values():
-        pool.update(zip([o.name for o in s.get_outputs()],
-                        s.run(None, {i.name: pool[i.name] for i in s.get_inputs()}), strict=True))
+        pool.update(
+            zip(
+                [o.name for o in s.get_outputs()],
+                s.run(None, {i.name: pool[i.name] for i in s.get_inputs()}),
+                strict=True,
+            )
+        )
     got = dict(zip([o.name for o in fused.get_outputs()], fused.run(None, feeds), strict=True))
     assert set(got) == {t.name for t in spec.outputs} and "reconstruction" in got and "grid" in got
     for name, value in got.items():

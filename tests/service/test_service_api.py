@@ -17,7 +17,7 @@ from PIL import Image
 
 from service.app import create_app
 from service.config import Settings
-from tests.service.service_helpers import assert_error, digit_png, files, npz
+from tests.service.service_helpers import digit_png, files, npz
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,14 @@ def digits(mnist_digits: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
 def encode(c: TestClient, *blobs: bytes) -> list[dict[str, Any]]:
     r = c.post("/encode", files=files(*blobs))
     assert r.status_code == 200, r.text
-    return r.json()["items"]
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
 
 
 @pytest.mark.parametrize("variant", ["dae", "class-aware", "intrinsic", "autoencoder"])
-def test_encode_gives_latents_classes_and_codes(api: Callable[..., TestClient], digits: list[bytes],
-                                                variant: str) -> None:
+def test_encode_gives_latents_classes_and_codes(
+    api: Callable[..., TestClient], digits: list[bytes], variant: str
+) -> None:
     c = api(variant)
     meta = c.get(f"/v2/models/tiny-{variant}").json()
     items = encode(c, digits[0], digits[1])
@@ -69,13 +71,20 @@ def test_encode_gives_latents_classes_and_codes(api: Callable[..., TestClient], 
     assert raw.status_code == 200 and raw.json()["items"][0]["code"] == items[0]["code"]
 
 
-@pytest.mark.parametrize(("variant", "expected"), [
-    ("dae", {"texture", "reconstruction", "grid", "displacement", "warped_grid", "flow"}),
-    ("intrinsic", {"texture", "reconstruction", "albedo", "shading", "grid", "displacement", "warped_grid", "flow"}),
-    ("autoencoder", {"texture", "reconstruction"}),
-])
-def test_reconstruct_json_has_the_outputs_of_the_variant(api: Callable[..., TestClient], digits: list[bytes],
-                                                         variant: str, expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("dae", {"texture", "reconstruction", "grid", "displacement", "warped_grid", "flow"}),
+        (
+            "intrinsic",
+            {"texture", "reconstruction", "albedo", "shading", "grid", "displacement", "warped_grid", "flow"},
+        ),
+        ("autoencoder", {"texture", "reconstruction"}),
+    ],
+)
+def test_reconstruct_json_has_the_outputs_of_the_variant(
+    api: Callable[..., TestClient], digits: list[bytes], variant: str, expected: set[str]
+) -> None:
     r = api(variant).post("/reconstruct", files=files(digits[2]))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -105,8 +114,9 @@ def test_reconstruct_npz_is_exact_and_consistent(api: Callable[..., TestClient],
 
 
 def test_reconstruct_png_is_one_sheet(api: Callable[..., TestClient], digits: list[bytes]) -> None:
-    r = api("dae", viz_scale=2).post("/reconstruct?format=png&outputs=texture,reconstruction,flow",
-                                     files=files(digits[0], digits[1]))
+    r = api("dae", viz_scale=2).post(
+        "/reconstruct?format=png&outputs=texture,reconstruction,flow", files=files(digits[0], digits[1])
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     im = Image.open(io.BytesIO(r.content))
     assert im.size == (3 * (64 + 2) + 2, 2 * (64 + 2) + 2)  # 3 columns of outputs, 2 rows of images
@@ -136,12 +146,14 @@ def test_decode_of_a_code_equals_the_reconstruction(api: Callable[..., TestClien
 
 
 @pytest.mark.parametrize("factor", ["both", "shape", "appearance"])
-def test_interpolation_lands_exactly_on_the_encoded_latents(api: Callable[..., TestClient], digits: list[bytes],
-                                                           factor: str) -> None:
+def test_interpolation_lands_exactly_on_the_encoded_latents(
+    api: Callable[..., TestClient], digits: list[bytes], factor: str
+) -> None:
     c = api("dae")
     a, b = encode(c, digits[0], digits[1])
-    r = c.get("/interpolate", params={"start": a["code"], "end": b["code"], "steps": 5, "factor": factor,
-                                      "format": "npz"})
+    r = c.get(
+        "/interpolate", params={"start": a["code"], "end": b["code"], "steps": 5, "factor": factor, "format": "npz"}
+    )
     assert r.status_code == 200, r.text
     z = npz(r.content)
     assert z["reconstruction"].shape == (5, 1, 32, 32)
@@ -174,20 +186,31 @@ def test_interpolation_json_png_gif_and_caching(api: Callable[..., TestClient], 
     gif = c.get("/interpolate", params={**q, "format": "gif"})
     assert gif.headers["content-type"] == "image/gif"
     assert getattr(Image.open(io.BytesIO(gif.content)), "n_frames", 1) == 4
-    explicit = c.get("/interpolate", params={"start_shape": ",".join(map(str, a["shape"])),
-                                             "start_appearance": ",".join(map(str, a["appearance"])),
-                                             "end": b["code"], "steps": 2, "format": "npz"})
+    explicit = c.get(
+        "/interpolate",
+        params={
+            "start_shape": ",".join(map(str, a["shape"])),
+            "start_appearance": ",".join(map(str, a["appearance"])),
+            "end": b["code"],
+            "steps": 2,
+            "format": "npz",
+        },
+    )
     assert explicit.status_code == 200, explicit.text
 
 
 @pytest.mark.parametrize("variant", ["dae", "class-aware", "intrinsic"])
-def test_swap_equals_decode_of_shape_a_and_appearance_b(api: Callable[..., TestClient], digits: list[bytes],
-                                                         variant: str) -> None:
+def test_swap_equals_decode_of_shape_a_and_appearance_b(
+    api: Callable[..., TestClient], digits: list[bytes], variant: str
+) -> None:
     c = api(variant)
     a, b = encode(c, digits[0], digits[1])
     klass = {"class": "7"} if variant == "class-aware" else {}
-    sw = c.post("/swap", params={"format": "npz", **klass},
-                files=[("shape", ("a.png", digits[0], "image/png")), ("appearance", ("b.png", digits[1], "image/png"))])
+    sw = c.post(
+        "/swap",
+        params={"format": "npz", **klass},
+        files=[("shape", ("a.png", digits[0], "image/png")), ("appearance", ("b.png", digits[1], "image/png"))],
+    )
     assert sw.status_code == 200, sw.text
     lat: dict[str, Any] = {"shape": a["shape"], "appearance": b["appearance"], **klass}
     if variant == "intrinsic":
@@ -205,7 +228,12 @@ def test_metadata_health_and_headers(api: Callable[..., TestClient], digits: lis
     assert meta.status_code == 200
     m = meta.json()
     assert m["providers"]["encoder"][0] == "CPUExecutionProvider" and set(m["providers"]) == {
-        "encoder", "texture", "deformation", "warp", "decoder"}  # decoder: the fused graph
+        "encoder",
+        "texture",
+        "deformation",
+        "warp",
+        "decoder",
+    }  # decoder: the fused graph
     assert m["variant"] == "class-aware" and m["class_names"] == [str(i) for i in range(10)]
     assert m["inputs"][0]["name"] == "image" and m["inputs"][0]["shape"] == [-1, 1, 32, 32]  # OIP: -1 = batch
     other = c.get("/v2/models/other")  # under /v2 the protocol's error shape, the code in a header

@@ -25,8 +25,9 @@ from stress.load import Target, burst, capacity, recovery, server_side_s
 def test_burst_of_ten_times_capacity(serve: Callable[..., Any], tiny: Callable[[str], Any], digit: bytes) -> None:
     # max_wait_ms: batches wait for company, so the burst (bounded at 600 requests for 2 shared cores) overloads
     # even a server whose lone-request path is fast enough to answer 600 requests in well under a second.
-    server = serve(tiny("dae").bundle, queue_size=16, max_images_per_request=4, max_batch=8, max_wait_ms=20,
-                   log_level="warning")
+    server = serve(
+        tiny("dae").bundle, queue_size=16, max_images_per_request=4, max_batch=8, max_wait_ms=20, log_level="warning"
+    )
     port = int(server.url.rsplit(":", 1)[1])
 
     async def run() -> tuple[float, Any, float]:

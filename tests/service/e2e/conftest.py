@@ -1,6 +1,6 @@
 """Browser-test fixtures: a real uvicorn serving a tiny class-aware bundle, and Chromium pages on it.
 
-.venv/bin/python -m pytest tests/service/e2e -q          # needs scripts/install_browser.sh (else skipped, unless strict)
+.venv/bin/python -m pytest tests/service/e2e -q   # needs scripts/install_browser.sh (else skipped, unless strict)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Steps that drive the page, shared by the browser tests and the README screenshot (``tests/service/e2e/screenshot.py``).
+"""Steps that drive the page, shared by the browser tests and the README screenshot
+(``tests/service/e2e/screenshot.py``).
 
 Everything waits on the page's own ``data-state`` attributes (empty / loading / ready / error), never on sleeps.
 """

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-# Small limits so that the limit cases stay small on the wire (documented in tests/service/reliability/corpus/README.md).
+# Small limits so that the limit cases stay small on the wire (documented in corpus/README.md next to this file).
 LIMITS = dict(
     max_body_bytes=1_000_000,
     max_pixels=1_000_000,
