@@ -251,7 +251,7 @@ class RequestContext:
         for candidate in self.framework_routes:
             regex = getattr(candidate, "path_regex", None)
             if regex is not None and regex.match(scope["path"]):
-                return str(candidate.path)
+                return str(getattr(candidate, "path", "unmatched"))
         return "unmatched"
 
     def _record(self, scope: Scope, endpoint: Endpoint | None, status: int, seconds: float, rid: str) -> None:

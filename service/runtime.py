@@ -151,7 +151,7 @@ class Runtime:
     @property
     def primary_provider(self) -> str:
         """The provider most of the work runs on (the first active one of the encoder)."""
-        return self.sessions["encoder"].get_providers()[0]
+        return str(self.sessions["encoder"].get_providers()[0])
 
     def run(self, key: str, bag: Arrays) -> Arrays:
         """Run one graph, feeding its inputs by name from ``bag``; returns its outputs by name."""
