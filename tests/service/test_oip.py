@@ -291,6 +291,8 @@ def test_raw_protocol_details(server: Any, digits32: np.ndarray, rest: dict[str,
     assert "[-1, 1, 32, 32]" in oip_error(post(server, json.dumps(nan)), 400, "input_shape")
     fp64 = {"inputs": [{"name": "image", "datatype": "FP64", "shape": [1, 1, 32, 32], "data": [0.5] * 1024}]}
     oip_error(post(server, json.dumps(fp64)), 400, "input_datatype")
+    late = {**fp64, "inputs": [{**fp64["inputs"][0], "datatype": "FP32"}], "parameters": {"timeout": 1}}
+    oip_error(post(server, json.dumps(late)), 504, "deadline_exceeded")  # Triton's timeout (µs) shortens ours
     assert (
         httpx.post(f"{server.url}/encode", content=b"x", headers={"Content-Type": "text/plain"}).json()["error"]["code"]
         == "unsupported_media_type"
