@@ -44,7 +44,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy $(LINT_PACKAGES) docker/requirements.py docker/healthcheck.py
 
 results: $(VENV)/.installed
-	$(PY) -m training.results --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs --epochs $${RESULTS_EPOCHS:-1}
+	$(PY) -m reports --data-dir $${MNIST_DIR:-../shared/data/mnist} --out docs --runs $${RUNS_DIR:-runs/results}
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,7 +21,7 @@ from bundle.layout import GraphLayout, Sizes, graph_layout
 from export.errors import ExportError
 from training.checkpoint import load_model
 from training.config import ModelConfig
-from training.model import DeformingAutoencoder, Latents, Model, PlainAutoencoder
+from training.model import Latents, Model
 
 
 def load_checkpoint(path: Path) -> tuple[Model, dict[str, Any]]:
@@ -94,8 +94,6 @@ class TextureGraph(_Graph):
         app = x["appearance"]
         # The texture decoders never read the shape latent; an empty one keeps Latents well-formed.
         lat = Latents(shape=app[:, :0], appearance=app, shading=x.get("shading_latent"))
-        if isinstance(self.model, PlainAutoencoder):
-            return self.ordered({"texture": self.model.decode(lat).texture})
         return self.ordered(dict(self.model.decode_texture(lat, x.get("class_code"))))
 
 
@@ -104,7 +102,6 @@ class DeformationGraph(_Graph):
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         x = self.named(inputs)
-        assert isinstance(self.model, DeformingAutoencoder)
         lat = Latents(shape=x["shape"], appearance=x["shape"][:, :0])
         return self.ordered(dict(self.model.decode_deformation(lat, x.get("class_code"))))
 
@@ -114,8 +111,7 @@ class WarpGraph(_Graph):
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         x = self.named(inputs)
-        assert isinstance(self.model, DeformingAutoencoder)
-        grid, displacement, reconstruction = self.model.warper(x["increments"], x["texture"], x.get("affine"))
+        grid, displacement, reconstruction = self.model.warp(x["increments"], x["texture"], x.get("affine"))
         return self.ordered({"grid": grid, "displacement": displacement, "reconstruction": reconstruction})
 
 

@@ -21,9 +21,17 @@ from training.model import Model, build_model
 CHECKPOINT_FORMAT = 1
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, *, train_config: dict[str, Any],
-                    optimizer: torch.optim.Optimizer | None = None, step: int = 0, epoch: int = 0,
-                    metrics: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    cfg: ModelConfig,
+    *,
+    train_config: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    step: int = 0,
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+) -> None:
     """Write atomically (tmp file + rename) so an interrupted save never leaves a truncated last.pt."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

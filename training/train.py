@@ -18,13 +18,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -33,67 +31,11 @@ from tqdm import tqdm
 
 from training import data as datasets
 from training.checkpoint import read_checkpoint, save_checkpoint
-from training.config import ModelConfig, WarpConstants
+from training.config import ModelConfig
+from training.device import pick_device, seed_everything
 from training.losses import LossWeights, dae_loss
 from training.model import Model, Output, build_model
-
-
-@dataclass
-class TrainConfig:
-    """Filled by the CLI (``python -m training fit --help`` documents every field and its default)."""
-
-    data: str = "mnist"
-    data_dir: str | None = None
-    image_size: int = 32
-    channels: int = 1
-    variant: str = "dae"
-    warp: str = "integral"
-    norm: str = "instance"
-    appearance_dim: int = 16
-    shape_dim: int = 128
-    shading_dim: int = 16
-    zdim: int = 128
-    ndf: int = 32
-    ngf: int = 32
-    increment_scale: float = WarpConstants.increment_scale
-    grid_offset: float = WarpConstants.offset
-    grid_clamp: float = WarpConstants.clamp
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 64
-    lr: float = 2e-4
-    seed: int = 0
-    device: str = "auto"
-    out: str = "runs/dae"
-    resume: bool = False
-    limit: int | None = None
-    test_limit: int | None = 2000
-    recon: str = "l1"
-    smooth_weight: float = LossWeights.smooth
-    bias_weight: float = LossWeights.bias
-    shading_weight: float = LossWeights.shading_smooth
-    class_weight: float = LossWeights.classification
-    log_every: int = 20
-    progress: bool = True
-    command: str = ""
-
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(reconstruction=self.recon, smooth=self.smooth_weight, bias=self.bias_weight,  # type: ignore[arg-type]
-                           shading_smooth=self.shading_weight, classification=self.class_weight)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+from training.options import TrainConfig
 
 
 @dataclass
@@ -105,6 +47,62 @@ class _Dist:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+
+class Schedule:
+    """The recipe's step-dependent parts: the appearance gate and the affine-first stage.
+
+    Appearance is held at 0 for ``hold`` of the steps (the texture decoder can then only paint one template
+    per class, so the warp must explain every within-class difference), ramps linearly to 1 over ``ramp``, and
+    afterwards each sample's code is zeroed with probability ``dropout``. With an affine head, the integral
+    decoder's learning rate is 0 for the first ``affine_stage`` of the steps.
+    """
+
+    def __init__(self, cfg: TrainConfig, total_steps: int, has_warp: bool) -> None:
+        self.total = max(total_steps, 1)
+        self.hold = round(cfg.appearance_hold * self.total) if has_warp else 0
+        self.ramp = round(cfg.appearance_ramp * self.total) if has_warp else 0
+        self.dropout = cfg.appearance_dropout if has_warp else 0.0
+        self.affine_steps = round(cfg.affine_stage * self.total) if cfg.warp == "affine+integral" else 0
+
+    def appearance_level(self, step: int) -> float:
+        """Gate value in [0, 1] at 0-based ``step`` (before dropout)."""
+        if step < self.hold:
+            return 0.0
+        if step < self.hold + self.ramp:
+            return (step - self.hold + 1) / (self.ramp + 1)
+        return 1.0
+
+    def appearance_gate(self, step: int, batch: int, device: torch.device) -> torch.Tensor | None:
+        """(B, 1) multipliers of the appearance code, or ``None`` once training is unconstrained."""
+        level = self.appearance_level(step)
+        if level >= 1.0 and self.dropout == 0.0:
+            return None
+        gate = torch.full((batch, 1), level)
+        if self.dropout > 0.0 and step >= self.hold:
+            gate = gate * (torch.rand(batch, 1) >= self.dropout).float()
+        return gate.to(device)
+
+    def deformation_factor(self, step: int) -> float:
+        return 0.0 if step < self.affine_steps else 1.0
+
+
+def build_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam (the release's betas) with one parameter group per role, for per-decoder learning rates."""
+    scale = {"encoder": 1.0, "texture": cfg.texture_lr, "deformation": cfg.deformation_lr}
+    groups = [
+        {"params": params, "lr": cfg.lr * scale[name], "name": name, "base_lr": cfg.lr * scale[name]}
+        for name, params in model.parameter_groups().items()
+        if params
+    ]
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=(0.5, 0.999))
+
+
+def _apply_stage(optimizer: torch.optim.Optimizer, schedule: Schedule, step: int) -> None:
+    factor = schedule.deformation_factor(step)
+    for group in optimizer.param_groups:
+        if group.get("name") == "deformation":
+            group["lr"] = group["base_lr"] * factor
 
 
 def _init_distributed(device_name: str) -> _Dist:
@@ -121,31 +119,33 @@ def _init_distributed(device_name: str) -> _Dist:
     return _Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local)
 
 
-def model_config_for(cfg: TrainConfig, train_set: Dataset) -> ModelConfig:
-    k = datasets.dataset_num_classes(train_set) if cfg.variant == "class-aware" else 10
-    names = tuple(datasets.class_names(train_set)) if cfg.variant == "class-aware" else ()
-    return ModelConfig(
-        variant=cfg.variant, image_size=cfg.image_size, channels=cfg.channels,  # type: ignore[arg-type]
-        appearance_dim=cfg.appearance_dim, shape_dim=cfg.shape_dim, shading_dim=cfg.shading_dim,
-        num_classes=k, zdim=cfg.zdim, ndf=cfg.ndf, ngf=cfg.ngf, norm=cfg.norm, warp=cfg.warp,  # type: ignore[arg-type]
-        warp_constants=WarpConstants(cfg.increment_scale, cfg.grid_offset, cfg.grid_clamp), class_names=names,
-    )
+def model_config_for(cfg: TrainConfig, train_set: Dataset[Any]) -> ModelConfig:
+    if cfg.variant != "class-aware":
+        return cfg.model_config()
+    return cfg.model_config(datasets.dataset_num_classes(train_set), tuple(datasets.class_names(train_set)))
 
 
-def forward_batch(model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
-                  weights: LossWeights, variant: str) -> tuple[torch.Tensor, dict[str, float], Output]:
+def forward_batch(
+    model: nn.Module,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    weights: LossWeights,
+    variant: str,
+    appearance_gate: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float], Output]:
     x = batch["image"].to(device, non_blocking=True)
     labels = batch["label"].to(device) if variant == "class-aware" else None
     if labels is not None and bool((labels < 0).any()):
         raise ValueError("the class-aware DAE needs labelled data (a folder dataset needs class subfolders)")
-    out: Output = model(x, labels=labels)
+    out: Output = model(x, labels=labels, appearance_gate=appearance_gate)
     loss, terms = dae_loss(out, x, weights, labels=labels)
     return loss, terms, out
 
 
 @torch.no_grad()
-def test_loss(model: Model, loader: DataLoader, device: torch.device, weights: LossWeights,
-              variant: str) -> dict[str, float]:
+def test_loss(
+    model: Model, loader: DataLoader[Any], device: torch.device, weights: LossWeights, variant: str
+) -> dict[str, float]:
     """Mean of each loss term over the test loader. Class-aware models decode with *predicted* classes here,
     as at inference; the classification term still uses the labels."""
     model.eval()
@@ -189,15 +189,25 @@ def fit(cfg: TrainConfig) -> Path:
     if dist_info.main:
         (run / "samples").mkdir(parents=True, exist_ok=True)
 
-    common = {"image_size": cfg.image_size, "channels": cfg.channels, "data_dir": cfg.data_dir, "seed": cfg.seed}
-    train_set = datasets.build_dataset(cfg.data, split="train", limit=cfg.limit, **common)  # type: ignore[arg-type]
-    test_set = datasets.build_dataset(cfg.data, split="test", limit=cfg.test_limit, **common)  # type: ignore[arg-type]
-    if len(train_set) == 0:  # type: ignore[arg-type]
+    def split(name: str, limit: int | None) -> Dataset[dict[str, torch.Tensor]]:
+        return datasets.build_dataset(
+            cfg.data,
+            split=name,
+            limit=limit,
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            data_dir=cfg.data_dir,
+            seed=cfg.seed,
+        )
+
+    train_set, test_set = split("train", cfg.limit), split("test", cfg.test_limit)
+    n_train = datasets.size(train_set)
+    if n_train == 0:
         raise ValueError(f"the {cfg.data} training split is empty")
 
     mcfg = model_config_for(cfg, train_set)
     model = build_model(mcfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    optimizer = build_optimizer(model, cfg)
     step, start_epoch = 0, 0
     if cfg.resume and (run / "last.pt").is_file():
         state = read_checkpoint(run / "last.pt", map_location=device)
@@ -209,27 +219,35 @@ def fit(cfg: TrainConfig) -> Path:
         step, start_epoch = int(state["step"]), int(state["epoch"])
     net: nn.Module = model
     if dist_info.world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    sampler: DistributedSampler | None = None
+    sampler: DistributedSampler[Any] | None = None
     if dist_info.world > 1:
-        sampler = DistributedSampler(train_set, num_replicas=dist_info.world, rank=dist_info.rank,
-                                     shuffle=True, seed=cfg.seed, drop_last=True)
-    steps_per_epoch = len(train_set) // (cfg.batch_size * dist_info.world)  # type: ignore[arg-type]
+        sampler = DistributedSampler(
+            train_set, num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+    steps_per_epoch = n_train // (cfg.batch_size * dist_info.world)
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {cfg.batch_size} × {dist_info.world} process(es) exceeds the "
-                         f"{len(train_set)} training images")  # type: ignore[arg-type]
+        raise ValueError(
+            f"batch size {cfg.batch_size} × {dist_info.world} process(es) exceeds the {n_train} training images"
+        )
     epochs = cfg.epochs if cfg.max_steps is None else math.ceil(cfg.max_steps / steps_per_epoch)
     total_steps = cfg.max_steps if cfg.max_steps is not None else epochs * steps_per_epoch
     test_loader = DataLoader(test_set, batch_size=256, shuffle=False)
-    fixed = torch.stack([test_set[i]["image"] for i in range(min(8, len(test_set)))]).to(device)  # type: ignore[arg-type]
+    fixed = torch.stack([test_set[i]["image"] for i in range(min(8, datasets.size(test_set)))]).to(device)
     weights = cfg.loss_weights()
+    schedule = Schedule(cfg, total_steps, mcfg.has_warp)
     train_record = asdict(cfg)
     metrics_path = run / "metrics.jsonl"
     log = metrics_path.open("a" if cfg.resume else "w") if dist_info.main else None
-    bar = tqdm(total=total_steps, initial=step, disable=not (cfg.progress and dist_info.main),
-               unit="step", dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not (cfg.progress and dist_info.main),
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
     model.train()
     try:
         for epoch in range(start_epoch, epochs):
@@ -238,14 +256,21 @@ def fit(cfg: TrainConfig) -> Path:
             generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order on every resume
             if sampler is not None:
                 sampler.set_epoch(epoch)
-            loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
-                                shuffle=sampler is None, generator=generator if sampler is None else None,
-                                drop_last=True)
+            loader = DataLoader(
+                train_set,
+                batch_size=cfg.batch_size,
+                sampler=sampler,
+                shuffle=sampler is None,
+                generator=generator if sampler is None else None,
+                drop_last=True,
+            )
             t0, seen = time.perf_counter(), 0
             for batch in loader:
                 if step >= total_steps:
                     break
-                loss, terms, _ = forward_batch(net, batch, device, weights, cfg.variant)
+                _apply_stage(optimizer, schedule, step)
+                gate = schedule.appearance_gate(step, batch["image"].shape[0], device)
+                loss, terms, _ = forward_batch(net, batch, device, weights, cfg.variant, gate)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -253,10 +278,11 @@ def fit(cfg: TrainConfig) -> Path:
                 seen += batch["image"].shape[0] * dist_info.world
                 ips = seen / max(time.perf_counter() - t0, 1e-9)
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{terms['total']:.4f}", img_s=f"{ips:.0f}")
+                level = schedule.appearance_level(step - 1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{terms['total']:.4f}", app=f"{level:.2f}", img_s=f"{ips:.0f}")
                 if log is not None and (step % cfg.log_every == 0 or step == 1 or step == total_steps):
-                    log.write(json.dumps({"step": step, "epoch": epoch + 1, "img_per_s": round(ips, 1),
-                                          **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
+                    record = {"step": step, "epoch": epoch + 1, "img_per_s": round(ips, 1), "appearance": level}
+                    log.write(json.dumps({**record, **{k: round(v, 6) for k, v in terms.items()}}) + "\n")
                     log.flush()
             if dist_info.main and log is not None:
                 test = test_loss(model, test_loader, device, weights, cfg.variant)
@@ -264,8 +290,16 @@ def fit(cfg: TrainConfig) -> Path:
                 log.flush()
                 bar.write(f"epoch {epoch + 1}: test " + " ".join(f"{k}={v:.4f}" for k, v in test.items()))
                 _save_samples(model, fixed, run / "samples" / f"epoch_{epoch + 1:03d}.png")
-                save_checkpoint(run / "last.pt", model, mcfg, train_config=train_record, optimizer=optimizer,
-                                step=step, epoch=epoch + 1, metrics={f"test_{k}": v for k, v in test.items()})
+                save_checkpoint(
+                    run / "last.pt",
+                    model,
+                    mcfg,
+                    train_config=train_record,
+                    optimizer=optimizer,
+                    step=step,
+                    epoch=epoch + 1,
+                    metrics={f"test_{k}": v for k, v in test.items()},
+                )
             if dist_info.world > 1:
                 dist.barrier()
     finally:
@@ -277,13 +311,21 @@ def fit(cfg: TrainConfig) -> Path:
     return run
 
 
-def measure_throughput(image_size: int, *, batch_size: int = 64, steps: int = 20, variant: str = "dae",
-                       device: str = "cpu", warmup: int = 3) -> float:
+def measure_throughput(
+    image_size: int,
+    *,
+    batch_size: int = 64,
+    steps: int = 20,
+    variant: str = "dae",
+    device: str = "cpu",
+    warmup: int = 3,
+) -> float:
     """Training images/s of full optimiser steps on random images (no data loading), after a warm-up."""
     seed_everything(0)
     dev = pick_device(device)
-    model = build_model(ModelConfig(variant=variant, image_size=image_size)).to(dev)  # type: ignore[arg-type]
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    cfg = TrainConfig(image_size=image_size, variant=variant)  # type: ignore[arg-type]  # checked by ModelConfig
+    model = build_model(cfg.model_config()).to(dev)
+    opt = build_optimizer(model, cfg)
     x = torch.rand(batch_size, 1, image_size, image_size, device=dev)
     labels = torch.randint(0, 10, (batch_size,), device=dev) if variant == "class-aware" else None
 
@@ -305,14 +347,4 @@ def measure_throughput(image_size: int, *, batch_size: int = 64, steps: int = 20
     return batch_size * steps / (time.perf_counter() - t0)
 
 
-def summary(run: Path) -> dict[str, Any]:
-    """The last test record of a run (for reports)."""
-    last: dict[str, Any] = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "test" in rec:
-            last = rec
-    return last
-
-
-__all__ = ["TrainConfig", "fit", "measure_throughput", "pick_device", "summary"]
+__all__ = ["Schedule", "TrainConfig", "build_optimizer", "fit", "measure_throughput"]

@@ -58,9 +58,7 @@ def apply_affine(grid: Tensor, affine: Tensor) -> Tensor:
 
 def warp(texture: Tensor, grid: Tensor) -> Tensor:
     """Sample ``texture (B, C, H, W)`` at ``grid (B, 2, H, W)``: bilinear, zero padding, align_corners=True."""
-    return F.grid_sample(
-        texture, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="zeros", align_corners=True
-    )
+    return F.grid_sample(texture, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 class WarpModule(nn.Module):

@@ -1,6 +1,6 @@
 """MNIST reader, fetcher and datasets on real files: the real MNIST, and PNG/JPEG images written here.
 
-    .venv/bin/python -m pytest tests/training/test_data.py -x -q
+.venv/bin/python -m pytest tests/training/test_data.py -x -q
 """
 
 from __future__ import annotations
@@ -236,8 +236,9 @@ def test_folder_classes_sizes_modes_and_service_parity(tmp_path: Path) -> None:
             item = ds[i]
             assert item["image"].shape == (channels, 32, 32) and item["image"].dtype == torch.float32
             assert int(item["label"]) == ["cats", "dogs"].index(path.relative_to(tmp_path).parts[0])
-            served = decode_image(written[path.relative_to(tmp_path).as_posix()], size=32, color_mode=mode,
-                                  max_pixels=10**6)
+            served = decode_image(
+                written[path.relative_to(tmp_path).as_posix()], size=32, color_mode=mode, max_pixels=10**6
+            )
             assert np.array_equal(item["image"].numpy(), served), path  # trainer == service, bit for bit
 
 
@@ -282,7 +283,7 @@ def test_folder_errors(tmp_path: Path) -> None:
 
 
 def test_build_dataset_rejects_bad_options(mnist_dir: Path) -> None:
-    assert DATASETS == ("mnist", "folder", "synthetic", "synthetic-lit")
+    assert DATASETS == ("mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit")
     for kwargs, msg in (
         ({"name": "cifar"}, "unknown dataset 'cifar'"),
         ({"name": "synthetic", "split": "val"}, "split must be one of"),
@@ -294,3 +295,30 @@ def test_build_dataset_rejects_bad_options(mnist_dir: Path) -> None:
         with pytest.raises(DataError, match=msg):
             build_dataset(**kwargs)
     assert isinstance(DataError("x"), ValueError)
+
+
+# -- Fashion-MNIST (Debian's dataset-fashion-mnist) -----------------------------------------------------------
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_loads_with_its_own_checksums_and_class_names() -> None:
+    ds = build_dataset("fashion-mnist", split="test", image_size=32, limit=50)
+    assert len(ds) == 50  # type: ignore[arg-type]
+    item = ds[0]
+    assert item["image"].shape == (1, 32, 32) and 0 <= int(item["label"]) < 10
+    assert class_names(ds)[9] == "Ankle boot"
+    # Not MNIST: the first test image of MNIST is a 7, of Fashion-MNIST an ankle boot (9).
+    assert int(item["label"]) == 9
+
+
+def test_fashion_mnist_missing_says_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        build_dataset("fashion-mnist", split="test", data_dir=tmp_path / "nowhere")
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        build_dataset("fashion-mnist", split="test", data_dir=tmp_path)  # exists, files missing
+
+
+def test_mnist_files_do_not_pass_as_fashion_mnist(mnist_dir: Path) -> None:
+    with pytest.raises(DataError, match="checksum mismatch"):
+        build_dataset("fashion-mnist", split="test", data_dir=mnist_dir)

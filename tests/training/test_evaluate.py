@@ -1,6 +1,6 @@
 """Evaluation metrics on cases whose answer is known, on real models and real MNIST / synthetic data.
 
-    .venv/bin/python -m pytest tests/training/test_evaluate.py -q
+.venv/bin/python -m pytest tests/training/test_evaluate.py -q
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from training.__main__ import main as cli
 from training.checkpoint import save_checkpoint
 from training.config import ModelConfig
 from training.data import build_dataset
-from training.evaluate import (
+from training.evaluate import evaluate
+from training.metrics import (
     alignment_ratio,
-    evaluate,
-    forward,
-    grid_error_px,
+    epe_px,
     same_class_partners,
     scale_invariant_mse,
     template_purity,
@@ -76,14 +75,14 @@ def test_alignment_needs_two_images_of_a_class() -> None:
 
 def test_grid_error_in_pixels() -> None:
     g = identity_grid(32)
-    assert grid_error_px(g, g) == 0.0
+    assert epe_px(g, g) == 0.0
     one_px = 2.0 / 31
     shifted = g + torch.tensor([one_px, 0.0])[None, :, None, None]
-    assert grid_error_px(shifted, g) == pytest.approx(1.0, abs=1e-5)
+    assert epe_px(shifted, g) == pytest.approx(1.0, abs=1e-5)
     diag = g + torch.tensor([3 * one_px, 4 * one_px])[None, :, None, None]
-    assert grid_error_px(diag, g) == pytest.approx(5.0, abs=1e-4)
+    assert epe_px(diag, g) == pytest.approx(5.0, abs=1e-4)
     with pytest.raises(ValueError, match="differ in shape"):
-        grid_error_px(g, identity_grid(16))
+        epe_px(g, identity_grid(16))
 
 
 def test_scale_invariant_mse_ignores_a_per_image_scale() -> None:
@@ -130,8 +129,16 @@ def test_metrics_do_not_depend_on_the_batch_size(digits: Items) -> None:
 
 def test_untrained_model_has_every_dae_metric_finite_and_in_range(digits: Items) -> None:
     m = evaluate(tiny(), digits)
-    for k in ("recon_mse", "recon_l1", "alignment", "alignment_scale_free", "swap_shape_error",
-              "swap_appearance_error", "swap_shape_rel", "swap_appearance_rel"):
+    for k in (
+        "recon_mse",
+        "recon_l1",
+        "alignment",
+        "alignment_scale_free",
+        "swap_shape_error",
+        "swap_appearance_error",
+        "swap_shape_rel",
+        "swap_appearance_rel",
+    ):
         assert 0.0 <= m[k] < float("inf"), k
     assert m["swap_shape_error"] > 0  # decoding B's appearance changes the image: not a tautology
     assert "accuracy" not in m and "deformation_error_px" not in m  # MNIST: no classifier, no ground truth
@@ -173,7 +180,7 @@ class _GroundTruth(torch.utils.data.Dataset):
     def __init__(self, model: Model, items: list[dict[str, torch.Tensor]]) -> None:
         x = _stack(items, "image")
         with torch.no_grad():
-            out = forward(model, x)
+            out = model(x)
         assert out.grid is not None
         self.items = []
         for i, it in enumerate(items):

@@ -1,6 +1,6 @@
 """Figures: the PNGs exist with the promised layout, and the panels compute what their names say.
 
-    .venv/bin/python -m pytest tests/training/test_figures.py -q
+.venv/bin/python -m pytest tests/training/test_figures.py -q
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from PIL import Image
 from training import figures
 from training.config import ModelConfig
 from training.data import build_dataset
-from training.evaluate import forward
 from training.model import Latents, Model, build_model
 from training.warp import identity_grid
 
@@ -42,11 +41,19 @@ def _png(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L"), dtype=np.float32)
 
 
-@pytest.mark.parametrize(("variant", "warp", "columns"), [
-    ("dae", "integral", 4), ("dae", "affine+integral", 4), ("class-aware", "integral", 4),
-    ("intrinsic", "integral", 6), ("autoencoder", "integral", 4)])
-def test_sample_sheet_has_one_row_per_image_and_a_column_per_output(tmp_path: Path, batch: Batch, variant: str,
-                                                                    warp: str, columns: int) -> None:
+@pytest.mark.parametrize(
+    ("variant", "warp", "columns"),
+    [
+        ("dae", "integral", 4),
+        ("dae", "affine+integral", 4),
+        ("class-aware", "integral", 4),
+        ("intrinsic", "integral", 6),
+        ("autoencoder", "integral", 4),
+    ],
+)
+def test_sample_sheet_has_one_row_per_image_and_a_column_per_output(
+    tmp_path: Path, batch: Batch, variant: str, warp: str, columns: int
+) -> None:
     x = batch[0][:5]
     with torch.no_grad():
         out = tiny(variant, warp=warp)(x)
@@ -87,7 +94,7 @@ def test_interpolation_strip_starts_at_a_and_ends_at_a_with_bs_factor(batch: Bat
     model = tiny("class-aware")
     a, b = batch[0][0], batch[0][1]
     with torch.no_grad():
-        rec_a = forward(model, a[None]).reconstruction[0]
+        rec_a = model(a[None]).reconstruction[0]
         la, lb = model.encode(a[None]), model.encode(b[None])
         mixed = Latents(shape=lb.shape, appearance=la.appearance, class_logits=la.class_logits)
         shape_b = model.decode(mixed, model.class_code(la)).reconstruction[0]  # type: ignore[operator]

@@ -37,9 +37,16 @@ def test_shapes(variant: str, size: int, channels: int) -> None:
         assert out.albedo is not None and torch.allclose(out.texture, out.albedo * out.shading)
 
 
-@pytest.mark.parametrize(("variant", "warp"), [("dae", "integral"), ("dae", "affine+integral"),
-                                               ("class-aware", "integral"), ("intrinsic", "integral"),
-                                               ("autoencoder", "integral")])
+@pytest.mark.parametrize(
+    ("variant", "warp"),
+    [
+        ("dae", "integral"),
+        ("dae", "affine+integral"),
+        ("class-aware", "integral"),
+        ("intrinsic", "integral"),
+        ("autoencoder", "integral"),
+    ],
+)
 @pytest.mark.parametrize("norm", ["instance", "batch"])
 def test_gradients_reach_every_parameter(variant: str, warp: str, norm: str) -> None:
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """The synthetic datasets' ground truth: image = warp(texture, grid), fold-free grids, Lambertian shading.
 
-    .venv/bin/python -m pytest tests/training/test_synthetic.py -x -q
+.venv/bin/python -m pytest tests/training/test_synthetic.py -x -q
 """
 
 from __future__ import annotations
@@ -54,10 +54,15 @@ def test_grids_are_real_deformations_and_strength_zero_is_identity() -> None:
         random_fold_free_grid(np.random.default_rng(0), 32, 0.6)
 
 
-@pytest.mark.parametrize(("cls", "channels", "size"), [
-    (SyntheticWarpDataset, 1, 32), (SyntheticWarpDataset, 3, 64), (SyntheticLitDataset, 1, 32),
-    (SyntheticLitDataset, 3, 64),
-])
+@pytest.mark.parametrize(
+    ("cls", "channels", "size"),
+    [
+        (SyntheticWarpDataset, 1, 32),
+        (SyntheticWarpDataset, 3, 64),
+        (SyntheticLitDataset, 1, 32),
+        (SyntheticLitDataset, 3, 64),
+    ],
+)
 def test_image_is_the_warped_texture(cls: type[SyntheticWarpDataset], channels: int, size: int) -> None:
     ds = cls("train", image_size=size, channels=channels, limit=24)
     for i in range(len(ds)):

@@ -1,0 +1,150 @@
+"""The figures of docs/results.md, drawn from each run's seed-0 model on test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from reports.plan import Run
+from reports.runner import say
+from training import figures
+from training.checkpoint import load_model
+from training.data import build_dataset, size
+from training.model import Model
+
+ALIGN_CLASS = {"mnist": 3, "fashion-mnist": 9}  # a 3; an ankle boot
+PAIRS = 4
+
+
+def _test_batch(run: Run, n: int) -> tuple[Tensor, Tensor]:
+    cfg = run.config(run.seeds[0])
+    ds = build_dataset(
+        cfg.data,
+        split="test",
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        data_dir=cfg.data_dir,
+        limit=n,
+        seed=cfg.seed,
+    )
+    items = [ds[i] for i in range(size(ds))]
+    return torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items])
+
+
+def _model(run: Run) -> Model:
+    return load_model(Path(run.config(run.seeds[0]).out) / "last.pt")[0].eval()
+
+
+def _same_class_pairs(labels: Tensor, count: int) -> list[tuple[int, int]]:
+    """``count`` pairs of different images of the same class, each pair from another class."""
+    out: list[tuple[int, int]] = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten().tolist()
+        if len(idx) >= 2:
+            out.append((idx[0], idx[1]))
+        if len(out) == count:
+            break
+    return out
+
+
+def _one_per_class(labels: Tensor, count: int) -> Tensor:
+    picks = [int((labels == c).nonzero()[0]) for c in labels.unique().tolist()[:count]]
+    return torch.tensor(picks)
+
+
+def draw(plan: list[Run], fig_dir: Path) -> dict[str, str]:
+    """Every PNG under ``fig_dir``; returns {caption: file name}."""
+    made: dict[str, str] = {}
+
+    def mark(caption: str, name: str) -> None:
+        made[caption] = name
+        say(f"figure {fig_dir / name}")
+
+    by_name = {r.name: r for r in plan}
+    warped = [r for r in plan if r.group in ("main", "fashion") and r.variant != "autoencoder"]
+    mnist_main = [r for r in warped if r.data == "mnist"]
+    if mnist_main:
+        images, labels = _test_batch(mnist_main[0], 1000)
+        rows = [("mean input", figures.class_means(_model(mnist_main[0]), images, labels, 10)[0])]
+        rows += [(r.name, figures.class_means(_model(r), images, labels, 10)[1]) for r in mnist_main]
+        figures.save_image_grid(
+            rows,
+            fig_dir / "templates.png",
+            title="per-class mean textures (MNIST test)",
+            column_labels=[str(d) for d in range(10)],
+        )
+        mark("Per-class templates: mean textures over the test images of each digit", "templates.png")
+    for run in warped:
+        model = _model(run)
+        images, labels = _test_batch(run, 1000)
+        cls = ALIGN_CLASS.get(run.data, 0)
+        chosen = images[labels == cls][:8]
+        figures.save_alignment_figure(
+            figures.alignment_panel(model, chosen),
+            fig_dir / f"alignment_{run.name}.png",
+            title=f"{run.name}: eight test images of class {cls}",
+        )
+        mark(
+            f"{run.title}: alignment (inputs, textures, textures warped by the mean deformation, "
+            "reconstructions, means)",
+            f"alignment_{run.name}.png",
+        )
+        idx = _one_per_class(labels, 5)
+        same = images[labels == cls][8:13]
+        for tag, rows_from, cols_from in (("classes", images[idx], images[idx]), ("same", same, same)):
+            grid = figures.swap_grid(model, rows_from, cols_from)
+            name = f"swap_{tag}_{run.name}.png"
+            figures.save_swap_figure(
+                rows_from,
+                cols_from,
+                grid,
+                fig_dir / name,
+                title=f"{run.name}: appearance of the row, shape of the column",
+            )
+            what = "five classes" if tag == "classes" else f"five images of class {cls}"
+            mark(f"{run.title}: swap grid over {what} (row: appearance, column: shape)", name)
+        strips = []
+        for a, b in _same_class_pairs(labels, PAIRS):
+            for factor in ("shape", "appearance"):
+                strip = figures.interpolation_strip(model, images[a], images[b], factor)
+                strips.append(
+                    (f"{factor}\n{int(labels[a])}: A→B", torch.cat((images[a][None], strip, images[b][None])))
+                )
+        figures.save_image_grid(
+            strips,
+            fig_dir / f"interpolation_{run.name}.png",
+            title=f"{run.name}: one factor from A to B, the other held at A",
+            column_labels=["input A", *[""] * 8, "input B"],
+        )
+        mark(f"{run.title}: shape-only and appearance-only interpolation", f"interpolation_{run.name}.png")
+        with torch.no_grad():
+            out = model(images[:8])
+        figures.save_sample_sheet(images[:8], out, fig_dir / f"samples_{run.name}.png")
+        mark(f"{run.title}: input, texture, deformation, reconstruction", f"samples_{run.name}.png")
+    intrinsic = by_name.get("intrinsic")
+    if intrinsic is not None and intrinsic.metrics:
+        model = _model(intrinsic)
+        lit, _ = _test_batch(intrinsic, 64)
+        figures.save_image_grid(
+            figures.intrinsic_rows(model, lit[:8]),
+            fig_dir / "intrinsic.png",
+            title="intrinsic DAE on synthetic-lit (test)",
+        )
+        mark("Intrinsic DAE: input, albedo, shading, reconstruction", "intrinsic.png")
+        strips = [
+            (f"light {a}→{b}", figures.interpolation_strip(model, lit[a], lit[b], "shading"))
+            for a, b in [(0, 1), (2, 3), (4, 5)]
+        ]
+        figures.save_image_grid(strips, fig_dir / "lighting.png", title="shading latent from A to B")
+        mark("Intrinsic DAE: lighting interpolation (shading latent only)", "lighting.png")
+    synthetic = by_name.get("synthetic-dae")
+    if synthetic is not None and synthetic.metrics:
+        model = _model(synthetic)
+        images, _ = _test_batch(synthetic, 8)
+        with torch.no_grad():
+            out = model(images)
+        figures.save_sample_sheet(images, out, fig_dir / "samples_synthetic-dae.png")
+        mark("DAE on synthetic warps: input, texture, deformation, reconstruction", "samples_synthetic-dae.png")
+    return made

@@ -1,0 +1,152 @@
+"""What ``python -m reports`` trains and compares: the runs, each over one or more seeds, with equal budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from training.options import DeviceName, TrainConfig
+
+SEEDS = (0, 1, 2)
+
+
+@dataclass
+class Run:
+    """One model of the comparison, trained once per seed; ``changes`` are its fields that differ from the
+    recipe's defaults (TrainConfig)."""
+
+    name: str
+    title: str
+    changes: dict[str, Any]
+    seeds: tuple[int, ...] = SEEDS
+    group: str = "main"  # main | search | fashion | synthetic | intrinsic
+    configs: dict[int, TrainConfig] = field(default_factory=dict)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    wall_s: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def data(self) -> str:
+        return str(self.changes.get("data", "mnist"))
+
+    @property
+    def variant(self) -> str:
+        return str(self.changes.get("variant", "dae"))
+
+    def config(self, seed: int = 0) -> TrainConfig:
+        return self.configs[seed]
+
+
+def runs(quick: bool = False) -> list[Run]:
+    """Every run of docs/results.md. The recipe search rows are single-seed and one epoch (a screen, not a
+    result); the main, Fashion-MNIST and synthetic rows use the recipe's full budget."""
+    one_epoch = {"epochs": 1}
+    return [
+        Run("class-aware", "class-aware DAE (recipe)", {"variant": "class-aware"}),
+        Run("dae", "DAE, no labels (recipe)", {"variant": "dae"}),
+        Run("autoencoder", "plain autoencoder (same budget, 144-d code)", {"variant": "autoencoder"}),
+        Run(
+            "search-published",
+            "published: 16-d appearance, no warm-up, 1 epoch",
+            {
+                "variant": "class-aware",
+                "appearance_dim": 16,
+                "shape_dim": 128,
+                "appearance_hold": 0.0,
+                "appearance_ramp": 0.0,
+                **one_epoch,
+            },
+            seeds=(0,),
+            group="search",
+        ),
+        Run(
+            "search-no-warmup",
+            "2-d appearance, no warm-up, 1 epoch",
+            {"variant": "class-aware", "appearance_hold": 0.0, "appearance_ramp": 0.0, **one_epoch},
+            seeds=(0,),
+            group="search",
+        ),
+        Run(
+            "search-warmup-1epoch",
+            "2-d appearance + warm-up, 1 epoch",
+            {"variant": "class-aware", **one_epoch},
+            seeds=(0,),
+            group="search",
+        ),
+        Run(
+            "fashion-class-aware",
+            "class-aware DAE on Fashion-MNIST (recipe)",
+            {"variant": "class-aware", "data": "fashion-mnist"},
+            seeds=(0,),
+            group="fashion",
+        ),
+        Run(
+            "synthetic-dae",
+            "DAE on synthetic warps, 300 steps",
+            {"variant": "dae", "data": "synthetic", "max_steps": 300},
+            group="synthetic",
+        ),
+        Run(
+            "intrinsic",
+            "intrinsic DAE on synthetic-lit",
+            {"variant": "intrinsic", "data": "synthetic-lit", "max_steps": 600, "shading_dim": 2},
+            seeds=(0,),
+            group="intrinsic",
+        ),
+    ]
+
+
+def configure(
+    plan: list[Run],
+    *,
+    runs_dir: Path,
+    data_dir: str | None,
+    device: DeviceName,
+    quick: bool,
+    seeds: tuple[int, ...] | None = None,
+) -> list[Run]:
+    """Fill each run's TrainConfig per seed (``quick``: tiny slices and nets, a handful of steps)."""
+    for run in plan:
+        if seeds is not None:
+            run.seeds = tuple(s for s in run.seeds if s in seeds) or run.seeds[:1]
+        for seed in run.seeds:
+            cfg = TrainConfig(**run.changes)
+            mnist_like = cfg.data in ("mnist", "fashion-mnist")
+            cfg = replace(
+                cfg,
+                seed=seed,
+                device=device,
+                progress=False,
+                log_every=50,
+                data_dir=data_dir if cfg.data == "mnist" else None,
+                out=str(runs_dir / f"{run.name}-s{seed}"),
+            )
+            if quick:
+                cfg = replace(
+                    cfg,
+                    limit=256 if mnist_like or cfg.data.startswith("synthetic") else None,
+                    test_limit=64,
+                    max_steps=6,
+                    batch_size=32,
+                    ndf=8,
+                    ngf=8,
+                    zdim=32,
+                )
+            run.configs[seed] = replace(cfg, command=cli_command(cfg))
+    return plan
+
+
+def cli_command(cfg: TrainConfig) -> str:
+    """The ``python -m training fit`` line that reproduces ``cfg`` (fields that differ from the defaults)."""
+    import shlex
+    from dataclasses import fields
+
+    d = TrainConfig()
+    parts = ["python", "-m", "training", "fit"]
+    for f in fields(TrainConfig):
+        if f.name in ("command", "progress", "log_every", "device"):
+            continue
+        value = getattr(cfg, f.name)
+        if (value != getattr(d, f.name) or f.name in ("data", "variant", "out")) and value is not None:
+            parts += ["--" + f.name.replace("_", "-"), str(value)]
+    return shlex.join(parts)

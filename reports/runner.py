@@ -1,0 +1,101 @@
+"""Train a run's seeds (or reuse finished runs of the same config) and evaluate them, caching ``eval.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reports.plan import Run
+from training.checkpoint import load_model
+from training.data import build_dataset
+from training.evaluate import evaluate
+from training.options import TrainConfig
+from training.train import fit
+
+# Fields that cannot change what a run learns (or that a variant ignores: see _ignored).
+_NEUTRAL = {"command", "progress", "log_every", "device", "out", "resume"}
+
+
+def say(line: str) -> None:
+    print(f"[reports] {line}", flush=True)
+
+
+def _ignored(cfg: TrainConfig) -> set[str]:
+    extra = set()
+    if cfg.variant != "class-aware":
+        extra.add("class_weight")
+    if cfg.variant != "intrinsic":
+        extra |= {"shading_weight", "shading_dim"}
+    return _NEUTRAL | extra
+
+
+def finished(cfg: TrainConfig) -> bool:
+    """Whether ``cfg.out`` holds a run that finished training with exactly this config."""
+    try:
+        state = torch.load(Path(cfg.out) / "last.pt", map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError):
+        return False
+    ignore = _ignored(cfg)
+    planned = {k: v for k, v in asdict(cfg).items() if k not in ignore}
+    recorded = {k: v for k, v in state.get("train_config", {}).items() if k not in ignore}
+    if planned != recorded:
+        return False
+    if cfg.max_steps is not None:
+        return int(state["step"]) >= cfg.max_steps
+    return int(state["epoch"]) >= cfg.epochs
+
+
+def train(run: Run, seed: int, *, reuse: bool) -> Path:
+    cfg = run.config(seed)
+    out = Path(cfg.out)
+    timing = out / "wall.json"
+    if reuse and finished(cfg):
+        run.wall_s[seed] = float(json.loads(timing.read_text())["wall_s"]) if timing.is_file() else float("nan")
+        say(f"reusing {run.name} seed {seed}: {out}")
+        return out
+    say(f"training {run.name} seed {seed}: {cfg.command}")
+    t0 = time.perf_counter()
+    fit(cfg)
+    run.wall_s[seed] = time.perf_counter() - t0
+    timing.write_text(json.dumps({"wall_s": run.wall_s[seed]}) + "\n")
+    return out
+
+
+def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) -> dict[str, float]:
+    cfg = run.config(seed)
+    path = Path(cfg.out) / "eval.json"
+    ckpt = Path(cfg.out) / "last.pt"
+    if reuse and path.is_file() and path.stat().st_mtime >= ckpt.stat().st_mtime:
+        cached: dict[str, Any] = json.loads(path.read_text())
+        if cached.get("limit") == eval_limit:
+            return {k: float(v) for k, v in cached["metrics"].items()}
+    model, _ = load_model(ckpt)
+    test = build_dataset(
+        cfg.data,
+        split="test",
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        data_dir=cfg.data_dir,
+        limit=eval_limit,
+        seed=cfg.seed,
+    )
+    t0 = time.perf_counter()
+    metrics = evaluate(model, test)
+    say(
+        f"evaluated {run.name} seed {seed} in {time.perf_counter() - t0:.0f} s: "
+        + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("swap_") or k == "swap_ratio")
+    )
+    path.write_text(json.dumps({"limit": eval_limit, "metrics": metrics}, indent=1) + "\n")
+    return metrics
+
+
+def complete(plan: list[Run], *, eval_limit: int | None, reuse: bool) -> None:
+    for run in plan:
+        for seed in run.seeds:
+            train(run, seed, reuse=reuse)
+            run.metrics[seed] = evaluate_run(run, seed, eval_limit=eval_limit, reuse=reuse)
