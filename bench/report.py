@@ -300,6 +300,12 @@ def write_report(result: Result, out: Path) -> Path:
         plot_memory(result, figures / "bench_memory.png")
         lines += service_section(result, "figures/bench_service.png")
         lines += memory_section(result, "figures/bench_memory.png")
+    if result.get("http"):
+        from bench.http_report import plot as plot_http
+        from bench.http_report import section as http_section
+
+        plot_http(result["http"], figures / "bench_http.png")
+        lines += http_section(result["http"], "figures/bench_http.png")
     if result.get("oip"):
         from bench.oip_bench import section as oip_section
 

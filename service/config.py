@@ -34,9 +34,9 @@ class Settings(BaseSettings):
     bundle: Path = DEFAULT_BUNDLE
     model_name: str | None = None  # served name; default: the manifest's name
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # HTTP/1.1 parser. httptools (the `serve` extra) is faster, but its URL parser refuses request lines over
-    # 64 KiB with uvicorn's plain-text 400 (long explicit latents in /interpolate); h11 parses heads up to 256 KiB.
-    http: Literal["h11", "httptools"] = "h11"
+    # HTTP/1.1 parser: httptools (several times cheaper per request; service/protocol.py gives it h11's limits)
+    # or h11 (pure Python, uvicorn's fallback).
+    http: Literal["h11", "httptools"] = "httptools"
     log_json: bool = True  # one JSON object per log line (False: plain text for a terminal)
     cors_origins: str = ""  # comma-separated origins allowed by CORS; empty disables CORS
     auth_token: SecretStr | None = None  # when set, product endpoints need "Authorization: Bearer <token>"
@@ -57,10 +57,7 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
     deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
     max_inflight: int = Field(default=128, ge=1)  # product requests in progress at once; beyond: 429 at once
-    workers: int = Field(default=2, ge=1, le=64)  # threads that run inference (one batch each at a time)
-    inline_max_images: int = Field(
-        default=1, ge=0
-    )  # an idle batcher runs a request of at most this many images on the event loop (no thread hop); 0: never
+    workers: int = Field(default=2, ge=1, le=64)  # inference threads; each queue's batch loop has one (min. 2)
 
     # -- input limits ---------------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # whole request body; beyond it: 413

@@ -37,7 +37,8 @@ class Engine:
         self.manifest = m = runtime.manifest
         self.pipeline = Pipeline(runtime)
         self.name = settings.model_name or m.name
-        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="dae-infer")
+        # One thread per queue runs that queue's batch loop (service/batching.py): at least two threads.
+        self.executor = ThreadPoolExecutor(max(2, settings.workers), thread_name_prefix="dae-infer")
         self.latent_parts: list[tuple[str, int]] = [
             (name, size)
             for name, size in (
@@ -55,7 +56,6 @@ class Engine:
             queue_size=settings.queue_size,
             executor=self.executor,
             metrics=metrics,
-            inline_max=settings.inline_max_images,
         )
         self.encode_queue = Batcher("encode", self.pipeline.encode, **kw)  # type: ignore[arg-type]
         self.decode_queue = Batcher("decode", self.pipeline.decode, **kw)  # type: ignore[arg-type]

@@ -15,6 +15,8 @@ product routes themselves, request metrics, one access log line.
 - a client that hangs up before its request is read is a quiet info line and ``dae_client_disconnects_total``
   (status 499 in metrics and the access log, as nginx counts it), never a traceback.
 - ``X-Execution-Provider`` on every response once a model is loaded.
+- one access log line per request, except admission refusals: one ``refused`` line per second with their
+  count (each is still in the metrics).
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ class RequestContext:
         # e.g. CORS: it must see product routes and the framework's alike
         self.inner: ASGIApp = wrap(self._route) if wrap else self._route
         self._durations: dict[tuple[str, str, str], Any] = {}
+        self._m_inflight = self.metrics.rejections.labels("inflight")
+        self._refused = 0  # admission refusals since the last summary line
+        self._refused_since = time.monotonic()
         self._admitting: list[Any] | None = None
 
     # -- the outer layer ---------------------------------------------------------------------------------
@@ -108,12 +113,13 @@ class RequestContext:
             )
             await self._send_error(scope, send, err, rid)
         elif admitted and self.inflight >= self.max_inflight:
-            self.metrics.rejections.labels("inflight").inc()
+            self._m_inflight.inc()
             full = QueueFullError(
                 f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
                 headers={"Retry-After": "1"},
             )
             await self._send_error(scope, send, full, rid)
+            ctx["refused"] = True
         elif admitted:
             self.inflight += 1
             try:
@@ -122,7 +128,7 @@ class RequestContext:
                 self.inflight -= 1
         else:
             await self.inner(scope, receive, send)
-        self._record(scope, endpoint, ctx["status"], time.perf_counter() - start, rid)
+        self._record(scope, endpoint, ctx["status"], time.perf_counter() - start, rid, ctx.get("refused", False))
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self.routes.get(scope["path"])
@@ -254,7 +260,9 @@ class RequestContext:
                 return str(getattr(candidate, "path", "unmatched"))
         return "unmatched"
 
-    def _record(self, scope: Scope, endpoint: Endpoint | None, status: int, seconds: float, rid: str) -> None:
+    def _record(
+        self, scope: Scope, endpoint: Endpoint | None, status: int, seconds: float, rid: str, refused: bool = False
+    ) -> None:
         # The route template, never the raw path: raw paths would give every 404 its own time series.
         name = endpoint.path if endpoint is not None else self._template(scope)
         key = (name, scope["method"], str(status))
@@ -262,6 +270,17 @@ class RequestContext:
         if child is None:  # labelled children resolved once per series, not per request
             child = self._durations[key] = self.metrics.request_duration.labels(*key)
         child.observe(seconds)
+        if refused:
+            # Admission refusals are one summary line per second, not a line each: under a storm of clients that
+            # retry at once, a line per refusal would make the log itself the bottleneck (and the disk's).
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._refused_since >= 1.0:
+                access.info("refused", extra={"status": status, "reason": "inflight", "count": self._refused,
+                                              "endpoint": name, "request_id": rid,  # the latest one
+                                              "seconds": round(now - self._refused_since, 3)})
+                self._refused, self._refused_since = 0, now
+            return
         if access.isEnabledFor(logging.INFO):
             access.info(
                 "request",

@@ -1,0 +1,140 @@
+"""The "HTTP: floor, service, peers" section of ``docs/benchmarks.md`` and ``figures/bench_http.png``, from the
+``http`` part of one run (``bench/http_bench.py``): the table, the ratios against the issue's targets, the storm.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+SERVERS = ("floor", "service", "minimal", "litserve")
+LABELS = {
+    "floor": "HTTP floor (trivial ASGI app, uvicorn asyncio + h11)",
+    "service": "**this service**",
+    "minimal": "minimal FastAPI + onnxruntime (session.run inline)",
+    "litserve": "LitServe (batching on: max 32, 1 ms)",
+}
+
+
+def _cell(http: dict[str, Any], server: str, endpoint: str, c: int) -> dict[str, Any] | None:
+    return http["runs"].get(server, {}).get(endpoint, {}).get(str(c)) or http["runs"].get(server, {}).get(
+        endpoint, {}
+    ).get(c)
+
+
+def _rps(http: dict[str, Any], server: str, endpoint: str, c: int) -> float:
+    cell = _cell(http, server, endpoint, c)
+    return float(cell["good_rps"]) if cell else math.nan
+
+
+def targets(http: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(target, what is compared, ratio, threshold) for every target the run can evaluate."""
+    r = lambda *a: _rps(http, *a)  # noqa: E731
+    rows = [
+        ("/encode ≥ 0.25 of the floor at 1 connection", "service ÷ floor, c=1",
+         r("service", "encode", 1) / r("floor", "encode", 1), 0.25),
+        ("/encode ≥ 0.35 of the floor at 16", "service ÷ floor, c=16",
+         r("service", "encode", 16) / r("floor", "encode", 16), 0.35),
+    ]
+    for c, ip in sorted(http.get("in_process", {}).items(), key=lambda kv: int(kv[0])):
+        rows.append((f"/reconstruct ≥ 0.8 of in-process onnxruntime (batch {ip['batch']})",
+                     f"service images/s ÷ in-process images/s, c={c}",
+                     r("service", "reconstruct", int(c)) / ip["images_per_s"], 0.8))
+    for peer in ("litserve", "minimal"):
+        for ep in ("encode", "reconstruct"):
+            rows.append((f"≥ 1.5× {peer} at 16 connections", f"/{ep}, c=16",
+                         r("service", ep, 16) / r(peer, ep, 16), 1.5))
+    for ep in ("encode", "reconstruct"):
+        rows.append(("no slower than minimal at 1 connection", f"/{ep}, c=1",
+                     r("service", ep, 1) / r("minimal", ep, 1), 1.0))
+    for row in http.get("storm", {}).get("rows", []):
+        rows.append((f"storm goodput ≥ 0.7 of capacity ({row['multiple']}× DAE_MAX_INFLIGHT connections)",
+                     "2xx req/s ÷ capacity", row["goodput_ratio"], 0.7))
+    return rows
+
+
+def _fmt(x: float, digits: int = 0) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
+
+
+def section(http: dict[str, Any], fig: str) -> list[str]:
+    cs = http["settings"]["connections"]
+    head = [f"`/{ep}` {c} conn" for ep in ("encode", "reconstruct") for c in cs]
+    lines = [
+        "## HTTP: floor, service, peers (wrk)",
+        "",
+        f"`wrk` posting the same raw `image/png` body (docs/figures/digit.png), one server up at a time, "
+        f"{http['settings']['rounds']} interleaved rounds of {http['settings']['seconds']:g} s (best round counts), "
+        "on the same 2 cores as the servers. Cells: 2xx req/s (p50 / p99 ms; CPU cores the server's processes "
+        "used). `/reconstruct` is `?format=npz` (exact float32 arrays).",
+        "",
+        "| server | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for server in SERVERS:
+        if server not in http["runs"]:
+            if server in http.get("skipped", {}):
+                lines.append(f"| {LABELS[server]} | not run: {http['skipped'][server]} |")
+            continue
+        cells = []
+        for ep in ("encode", "reconstruct"):
+            for c in cs:
+                cell = _cell(http, server, ep, c)
+                cells.append("–" if not cell else f"{_fmt(cell['good_rps'])} ({cell['p50_ms']:.2f} / "
+                             f"{cell['p99_ms']:.1f}; {_fmt(cell['cores'] or math.nan, 2)})")
+        lines.append(f"| {LABELS[server]} | " + " | ".join(cells) + " |")
+    diffs = ", ".join(f"{k} {v:.1e}" for k, v in http.get("output_max_abs_diff", {}).items())
+    lines += ["", f"Outputs checked first against onnxruntime in the bench process (max abs difference): {diffs}.",
+              "", f"![req/s by server]({fig})", "", "| target | compared | ratio | needed | |", "|---|---|---|---|---|"]
+    for name, what, ratio, need in targets(http):
+        ok = "met" if ratio >= need else "**missed**"
+        lines.append(f"| {name} | {what} | {_fmt(ratio, 2)} | {need:g} | {ok} |")
+    ip = http.get("in_process", {})
+    formed = {str(k): v for k, v in http.get("service_decode_batch", {}).items()}
+    if ip:
+        parts = [
+            f"batch {v['batch']}: {_fmt(v['images_per_s'])} images/s (the service formed batches of "
+            f"{formed.get(str(k), 1.0):.1f} at c={k})"
+            for k, v in ip.items()
+        ]
+        lines += ["", "In-process onnxruntime for /reconstruct (encoder + decoder on the same images, in the bench "
+                  "process): " + "; ".join(parts) + "."]
+    st = http.get("storm")
+    if st:
+        lines += ["", f"**Storm** (`/reconstruct`, wrk retries at once and ignores `Retry-After`; capacity = the "
+                  f"best 2xx req/s at 16 or 64 connections = {_fmt(st['capacity_rps'])} req/s):", "",
+                  "| connections | req/s answered | 2xx req/s (goodput) | refusals | p50 / p99 ms | "
+                  "goodput ÷ capacity |",
+                  "|---|---|---|---|---|---|"]
+        for row in st["rows"]:
+            lines.append(f"| {row['connections']} ({row['multiple']}× DAE_MAX_INFLIGHT) | {_fmt(row['rps'])} | "
+                         f"{_fmt(row['good_rps'])} | {row['non_2xx']:,} | {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | "
+                         f"{row['goodput_ratio']:.2f} |")
+        lines += ["", f"Service log after the storm: {st['tracebacks']} tracebacks, {st['asgi_exceptions']} "
+                  f"`Exception in ASGI application`, {st['disconnect_lines']} `client disconnected` info lines."]
+    return [*lines, ""]
+
+
+def plot(http: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cs = http["settings"]["connections"]
+    groups = [(ep, c) for ep in ("encode", "reconstruct") for c in cs]
+    servers = [s for s in SERVERS if s in http["runs"]]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(len(servers), 1)
+    for i, server in enumerate(servers):
+        xs = [g + i * width for g in range(len(groups))]
+        ax.bar(xs, [_rps(http, server, ep, c) for ep, c in groups], width, label=server)
+    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], [f"/{ep}\n{c} conn" for ep, c in groups])
+    ax.set_yscale("log")
+    ax.set_ylabel("2xx req/s (log)")
+    ax.set_title("wrk, same PNG body, one server at a time")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
