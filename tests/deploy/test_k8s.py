@@ -11,6 +11,7 @@ DAE_DEPLOY_STRICT=1.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -253,6 +254,24 @@ def test_inference_service_is_a_raw_custom_predictor(rendered: dict[str, list[Do
     assert (
         c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready" and c["securityContext"]["readOnlyRootFilesystem"]
     )
+
+
+def test_the_check_script_passes(kvalidate_bin: Path) -> None:
+    """scripts/k8s_check.sh itself, end to end (its own pytest step off: that is this file)."""
+    venv = REPO / ".venv-k8s"
+    if kvalidate_bin.resolve() != (venv / "bin" / "kubernetes-validate").resolve():
+        pytest.skip("kubernetes-validate is not the script's own (.venv-k8s): running it would install that")
+    env = {**os.environ, "K8S_TESTS": "0", "PY": sys.executable}
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "k8s_check.sh")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0 and "k8s-check passed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 def test_the_check_script_is_part_of_docker_check() -> None:
