@@ -60,10 +60,6 @@ THIRD_PARTY: dict[str, set[str] | None] = {
         "orjson",
     },
 }
-# Module circles the lead is removing (training: evaluate → train → figures → evaluate). Delete an entry as soon
-# as its circle is gone: the test then fails again on any new circle there (xfail is not strict, so it says
-# XPASS until the entry goes).
-KNOWN_MODULE_CIRCLES = {"training"}
 
 
 def modules() -> dict[str, Path]:
@@ -205,12 +201,7 @@ def test_no_circle_between_packages() -> None:
 
 @pytest.mark.parametrize(
     "pkg",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason="the lead is removing training's circle", strict=False))
-        if p in KNOWN_MODULE_CIRCLES
-        else p
-        for p in PACKAGES
-    ],
+    PACKAGES,
 )
 def test_no_circle_between_modules(pkg: str) -> None:
     inside = {m: {t for t in ts if package(t) == pkg} for m, ts in GRAPH.items() if package(m) == pkg}
