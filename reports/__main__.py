@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="retrain runs whose folder already holds a finished run of the same config",
     )
+    p.add_argument(
+        "--no-train",
+        dest="train",
+        action="store_false",
+        help="report only runs already trained (a seed without a finished run is left out)",
+    )
     args = p.parse_args(args_list)
     t0 = time.perf_counter()
     todo = [r for r in plan.runs(args.quick) if args.only is None or r.name in args.only]
@@ -47,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         seeds=tuple(args.seeds) if args.seeds else None,
     )
-    runner.complete(todo, eval_limit=200 if args.quick else None, reuse=args.reuse)
+    runner.complete(todo, eval_limit=200 if args.quick else None, reuse=args.reuse, train_missing=args.train)
+    todo = [r for r in todo if r.metrics]
     figs = pictures.draw(todo, Path(args.out) / "figures")
     page.write(
         Path(args.out),

@@ -19,7 +19,7 @@ PAIRS = 4
 
 
 def _test_batch(run: Run, n: int) -> tuple[Tensor, Tensor]:
-    cfg = run.config(run.seeds[0])
+    cfg = run.config(min(run.metrics))
     ds = build_dataset(
         cfg.data,
         split="test",
@@ -34,7 +34,7 @@ def _test_batch(run: Run, n: int) -> tuple[Tensor, Tensor]:
 
 
 def _model(run: Run) -> Model:
-    return load_model(Path(run.config(run.seeds[0]).out) / "last.pt")[0].eval()
+    return load_model(Path(run.config(min(run.metrics)).out) / "last.pt")[0].eval()
 
 
 def _same_class_pairs(labels: Tensor, count: int) -> list[tuple[int, int]]:

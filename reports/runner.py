@@ -94,8 +94,13 @@ def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) ->
     return metrics
 
 
-def complete(plan: list[Run], *, eval_limit: int | None, reuse: bool) -> None:
+def complete(plan: list[Run], *, eval_limit: int | None, reuse: bool, train_missing: bool = True) -> None:
+    """Train (or reuse) and evaluate every seed; with ``train_missing=False`` a seed without a finished run of
+    its config is left out (the tables then count fewer seeds)."""
     for run in plan:
         for seed in run.seeds:
+            if not train_missing and not finished(run.config(seed)):
+                say(f"skipping {run.name} seed {seed}: no finished run of this config in {run.config(seed).out}")
+                continue
             train(run, seed, reuse=reuse)
             run.metrics[seed] = evaluate_run(run, seed, eval_limit=eval_limit, reuse=reuse)
