@@ -25,7 +25,6 @@ are binary when the output asks (``parameters.binary_data``) or, failing that, w
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import zlib
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 
 from bundle.manifest import Manifest
 from service.errors import BadRequestError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
@@ -261,18 +261,28 @@ def _flatten(data: Any, what: str) -> list[Any]:
 
 
 def _json_values(data: Any, datatype: str, count: int, what: str) -> np.ndarray:
-    flat = _flatten(data, what)
-    if len(flat) != count:
-        raise BadRequestError(f"{what}: {len(flat)} values for a shape of {count} elements", "input_data_invalid")
     if datatype == "BYTES":
+        flat = _flatten(data, what)
+        if len(flat) != count:
+            raise BadRequestError(f"{what}: {len(flat)} values for a shape of {count} elements", "input_data_invalid")
         if not all(isinstance(v, str) for v in flat):
             raise BadRequestError(f"{what}: BYTES data must be strings", "input_data_invalid")
         return np.array(flat, dtype=object)
-    numeric = (int, float) if datatype != "BOOL" else (bool,)
-    if not all(isinstance(v, numeric) and (datatype == "BOOL" or not isinstance(v, bool)) for v in flat):
+    # numpy reads the (flat or rectangular nested) lists and infers their kind in C: a Python loop over every
+    # value would cost more than the model at 32x32. Numbers give ints or floats, true/false bool, anything
+    # else (strings, null, objects, huge integers) another kind; ragged nesting is a ValueError.
+    try:
+        arr = np.asarray(data if isinstance(data, list) else [data]).reshape(-1)
+    except ValueError as e:
+        raise BadRequestError(
+            f"{what}: data must be a flat or rectangular nested list ({e})", "input_data_invalid"
+        ) from e
+    if arr.size != count:
+        raise BadRequestError(f"{what}: {arr.size} values for a shape of {count} elements", "input_data_invalid")
+    if arr.size and arr.dtype.kind not in ("b" if datatype == "BOOL" else "iuf"):
         raise BadRequestError(f"{what}: data must be {datatype} numbers, flat or nested lists", "input_data_invalid")
     try:
-        return np.asarray(flat, dtype=NUMPY[datatype])
+        return arr.astype(NUMPY[datatype])
     except (OverflowError, ValueError) as e:
         raise BadRequestError(f"{what}: {e}", "input_data_invalid") from e
 
@@ -308,8 +318,8 @@ def parse_request(body: bytes, json_length: int | None) -> InferRequest:
     if not head.strip():
         raise BadRequestError("empty inference request: send a JSON object with 'inputs'", "request_invalid")
     try:
-        doc = json.loads(head)
-    except (ValueError, RecursionError) as e:
+        doc = orjson.loads(head)  # several times faster than json on the number lists of JSON tensors
+    except orjson.JSONDecodeError as e:
         hint = "" if json_length is not None else f" (binary tensors need the {HEADER} header)"
         raise BadRequestError(f"the inference request is not valid JSON: {e}{hint}"[:500], "request_invalid") from e
     doc = _object(doc, "the inference request")
@@ -481,7 +491,7 @@ def encode_response(
             arr = np.ascontiguousarray(value, dtype=np.float32)
             shape = list(arr.shape)
             raw = arr.astype("<f4", copy=False).tobytes() if binary else None
-            data = None if binary else arr.ravel().tolist()
+            data = None if binary else arr.ravel()  # orjson writes float32 arrays itself (exact round trip)
         entry: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype, "shape": shape}
         if raw is not None:
             entry["parameters"] = {"binary_data_size": len(raw)}
@@ -493,7 +503,7 @@ def encode_response(
     if request_id is not None:
         doc["id"] = request_id
     doc["outputs"] = outputs
-    head = json.dumps(doc, separators=(",", ":")).encode()
+    head = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return head, {"Content-Type": JSON_TYPE}
     return b"".join([head, *blobs]), {"Content-Type": BINARY_TYPE, HEADER: str(len(head))}

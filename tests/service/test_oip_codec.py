@@ -154,6 +154,9 @@ def test_response_json_and_binary() -> None:
     assert headers == {"Content-Type": "application/json"} and doc["id"] == "id1" and doc["model_name"] == "m"
     assert doc["outputs"][0]["shape"] == [2, 1, 32, 32] and doc["outputs"][0]["data"][:3] == [0.0, 1.0, 2.0]
     assert doc["outputs"][1] == {"name": "code", "datatype": "BYTES", "shape": [2], "data": ["ab", "ç"]}
+    noise = np.random.default_rng(1).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    body, _ = oip.encode_response(m, None, [(rec_t, noise, False)])  # JSON numbers round-trip float32 exactly
+    assert np.array_equal(np.array(json.loads(body)["outputs"][0]["data"], np.float32).reshape(noise.shape), noise)
     body, headers = oip.encode_response(m, None, [(rec_t, rec, True), (code, ["ab", "ç"], True)])
     n = int(headers[oip.HEADER])
     assert headers["Content-Type"] == "application/octet-stream"
@@ -205,6 +208,8 @@ def tensor(**over: Any) -> dict[str, Any]:
         ({"inputs": [tensor(data=[0.5] * 1000)]}, "input_data_invalid", "1000 values"),
         ({"inputs": [tensor(data=["x"] * 1024)]}, "input_data_invalid", "FP32 numbers"),
         ({"inputs": [tensor(data=[True] * 1024)]}, "input_data_invalid", "FP32 numbers"),
+        ({"inputs": [tensor(data=[None] * 1024)]}, "input_data_invalid", "FP32 numbers"),
+        ({"inputs": [tensor(data=[[0.5] * 1000, [0.5] * 24])]}, "input_data_invalid", "rectangular"),
         ({"inputs": [tensor(), tensor()]}, "input_duplicate", "given twice"),
         ({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1]}]}, "input_data_invalid", "neither"),
         ({"inputs": [tensor()], "id": 5}, "request_invalid", "id must be a string"),
