@@ -71,8 +71,9 @@ class Param:
             try:
                 return int(raw)
             except ValueError:
-                raise invalid(self.name, "Input should be a valid integer, unable to parse string as an integer",
-                              "int_parsing") from None
+                raise invalid(
+                    self.name, "Input should be a valid integer, unable to parse string as an integer", "int_parsing"
+                ) from None
         if self.choices and raw not in self.choices:
             listed = ", ".join(f"'{c}'" for c in self.choices[:-1]) + f" or '{self.choices[-1]}'"
             raise invalid(self.name, f"Input should be {listed}", "literal_error")
@@ -101,8 +102,16 @@ class Call:
 
     __slots__ = ("_query", "cases", "deadline", "headers", "max_body", "receive", "request_id", "scope")
 
-    def __init__(self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str,
-                 deadline: float, max_body: int, cases: UseCases) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[str, str],
+        request_id: str,
+        deadline: float,
+        max_body: int,
+        cases: UseCases,
+    ) -> None:
         self.cases = cases
         self.scope = scope
         self.receive = receive

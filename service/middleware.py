@@ -108,9 +108,7 @@ class RequestContext:
             admitted = self._framework_admits(scope)
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            err = PayloadTooLargeError(
-                f"request body of {length} bytes exceeds the limit of {self.max_body} bytes"
-            )
+            err = PayloadTooLargeError(f"request body of {length} bytes exceeds the limit of {self.max_body} bytes")
             await self._send_error(scope, send, err, rid)
         elif admitted and self.inflight >= self.max_inflight:
             self._m_inflight.inc()
@@ -157,8 +155,9 @@ class RequestContext:
             if st.draining or not st.ready or st.cases is None:
                 self.metrics.rejections.labels("draining" if st.draining else "not_ready").inc()
                 raise not_ready(st.draining, st.reason)
-            call = Call(scope, receive, ctx["headers"], rid, ctx["arrival"] + st.settings.deadline_s,
-                        self.max_body, st.cases)
+            call = Call(
+                scope, receive, ctx["headers"], rid, ctx["arrival"] + st.settings.deadline_s, self.max_body, st.cases
+            )
             reply = await endpoint.handler(call)
         except ClientDisconnect:
             ctx["status"] = CLIENT_CLOSED
@@ -276,9 +275,17 @@ class RequestContext:
             self._refused += 1
             now = time.monotonic()
             if now - self._refused_since >= 1.0:
-                access.info("refused", extra={"status": status, "reason": "inflight", "count": self._refused,
-                                              "endpoint": name, "request_id": rid,  # the latest one
-                                              "seconds": round(now - self._refused_since, 3)})
+                access.info(
+                    "refused",
+                    extra={
+                        "status": status,
+                        "reason": "inflight",
+                        "count": self._refused,
+                        "endpoint": name,
+                        "request_id": rid,  # the latest one
+                        "seconds": round(now - self._refused_since, 3),
+                    },
+                )
                 self._refused, self._refused_since = 0, now
             return
         if access.isEnabledFor(logging.INFO):

@@ -53,9 +53,7 @@ def choose_providers(requested: list[str], require_cuda: bool) -> list[str]:
             "install the `gpu` extra, onnxruntime-gpu, on a machine with CUDA and cuDNN)"
         )
     if not chosen:
-        raise StartupError(
-            f"none of the requested providers {requested} is available; onnxruntime offers {available}"
-        )
+        raise StartupError(f"none of the requested providers {requested} is available; onnxruntime offers {available}")
     return chosen
 
 
@@ -91,9 +89,7 @@ class Runtime:
     def load(cls, settings: Settings) -> Runtime:
         bundle = Path(settings.bundle)
         if not bundle.is_dir():
-            raise BundleError(
-                f"bundle directory {bundle} does not exist (set DAE_BUNDLE to an exported bundle)"
-            )
+            raise BundleError(f"bundle directory {bundle} does not exist (set DAE_BUNDLE to an exported bundle)")
         manifest = load_manifest(bundle)
         verify_checksums(bundle, manifest)
         providers = choose_providers(settings.provider_list, settings.require_cuda)

@@ -24,9 +24,7 @@ class ErrorResponse(BaseModel):
 class EncodedItem(BaseModel):
     index: int
     shape: list[float] = Field(description="shape (deformation) latent, S values", examples=[[0.51, 0.47]])
-    appearance: list[float] = Field(
-        description="appearance (texture) latent, A values", examples=[[0.2, 0.9]]
-    )
+    appearance: list[float] = Field(description="appearance (texture) latent, A values", examples=[[0.2, 0.9]])
     shading: list[float] | None = Field(default=None, description="intrinsic models: the shading latent")
     class_probabilities: list[float] | None = Field(
         default=None, description="class-aware models: softmax of the logits"

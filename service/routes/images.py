@@ -119,10 +119,34 @@ async def _doc() -> None:  # schema-only endpoint: the bodies are described in o
 
 
 ENDPOINTS = (
-    Endpoint("POST", "/encode", encode, _doc, tags=("images",), responses=ERRORS, response_model=EncodeResponse,
-             openapi_extra=IMAGE_BODY),
-    Endpoint("POST", "/reconstruct", reconstruct, _doc, params=(OUTPUTS, FORMAT, ARRAYS, CLASS), tags=("images",),
-             responses=OUTPUT_RESPONSES, openapi_extra=IMAGE_BODY),
-    Endpoint("POST", "/swap", swap, _doc, params=(OUTPUTS, FORMAT, ARRAYS, CLASS), tags=("images",),
-             responses=OUTPUT_RESPONSES, openapi_extra=SWAP_BODY),
+    Endpoint(
+        "POST",
+        "/encode",
+        encode,
+        _doc,
+        tags=("images",),
+        responses=ERRORS,
+        response_model=EncodeResponse,
+        openapi_extra=IMAGE_BODY,
+    ),
+    Endpoint(
+        "POST",
+        "/reconstruct",
+        reconstruct,
+        _doc,
+        params=(OUTPUTS, FORMAT, ARRAYS, CLASS),
+        tags=("images",),
+        responses=OUTPUT_RESPONSES,
+        openapi_extra=IMAGE_BODY,
+    ),
+    Endpoint(
+        "POST",
+        "/swap",
+        swap,
+        _doc,
+        params=(OUTPUTS, FORMAT, ARRAYS, CLASS),
+        tags=("images",),
+        responses=OUTPUT_RESPONSES,
+        openapi_extra=SWAP_BODY,
+    ),
 )

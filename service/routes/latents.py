@@ -60,8 +60,12 @@ STEPS = Param("steps", default=8, integer=True)
 FACTOR = Param("factor", choices=("shape", "appearance", "both"), default="both")
 FRAMES = Param("format", choices=("json", "png", "gif", "npz"), default="json")
 ENDS = {
-    which: (Param(f"{which}_shape", VALUES), Param(f"{which}_appearance", VALUES),
-            Param(f"{which}_shading", VALUES), Param(f"{which}_class"))
+    which: (
+        Param(f"{which}_shape", VALUES),
+        Param(f"{which}_appearance", VALUES),
+        Param(f"{which}_shading", VALUES),
+        Param(f"{which}_class"),
+    )
     for which in ("start", "end")
 }
 
@@ -75,10 +79,15 @@ def end_latents(call: Call, cases: UseCases, which: str, code: str | None) -> Ar
             "latent_missing",
         )
     try:
-        lat = LatentInput.model_validate({
-            "code": code, "shape": floats(shape, f"{which}_shape"),
-            "appearance": floats(appearance, f"{which}_appearance"),
-            "shading": floats(shading, f"{which}_shading"), "class": klass})
+        lat = LatentInput.model_validate(
+            {
+                "code": code,
+                "shape": floats(shape, f"{which}_shape"),
+                "appearance": floats(appearance, f"{which}_appearance"),
+                "shading": floats(shading, f"{which}_shading"),
+                "class": klass,
+            }
+        )
     except ValidationError as e:
         raise validation_error(e, "query") from None
     return cases.resolve(lat, which)
@@ -129,9 +138,22 @@ INTERPOLATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
 }
 ENDPOINTS = (
-    Endpoint("POST", "/decode", decode, _decode_doc, params=(OUTPUTS, FORMAT, ARRAYS), tags=("latents",),
-             responses=OUTPUT_RESPONSES),
-    Endpoint("GET", "/interpolate", interpolate, _doc,
-             params=(START, END, STEPS, FACTOR, FRAMES, OUTPUTS, ARRAYS, *ENDS["start"], *ENDS["end"]),
-             tags=("latents",), responses=INTERPOLATE_RESPONSES),
+    Endpoint(
+        "POST",
+        "/decode",
+        decode,
+        _decode_doc,
+        params=(OUTPUTS, FORMAT, ARRAYS),
+        tags=("latents",),
+        responses=OUTPUT_RESPONSES,
+    ),
+    Endpoint(
+        "GET",
+        "/interpolate",
+        interpolate,
+        _doc,
+        params=(START, END, STEPS, FACTOR, FRAMES, OUTPUTS, ARRAYS, *ENDS["start"], *ENDS["end"]),
+        tags=("latents",),
+        responses=INTERPOLATE_RESPONSES,
+    ),
 )
