@@ -13,6 +13,9 @@ One ``Batcher`` per queue (the service has two: ``encode`` for images, ``decode`
   only appends items and receives one callback per batch with every caller's result;
 - an item may be a ``Prepare`` callable (e.g. "decode these PNGs") that the worker runs next to the model, so
   image decoding costs no hop of its own; an item whose preparation fails (a bad image) fails alone;
+- an item may go on to a ``Then`` (another queue, and how its outputs become that queue's inputs): the worker
+  hands it over itself (encode → decode for /reconstruct and /swap) and the caller is woken once, with both
+  stages' arrays, instead of once per stage;
 - admission is refused at once when the queue would exceed ``queue_size`` images → ``QueueFullError``
   (429) with ``Retry-After`` estimated from recent batch times;
 - every request has a deadline: the waiting request gives up exactly at it (504, a timer on the event loop)
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -44,8 +48,10 @@ RunFn = Callable[[Arrays], tuple[Arrays, dict[str, float]]]
 # An item's inputs built in the worker thread (decoding its images); a ServiceError fails that item only.
 Prepare = Callable[[], Arrays]
 TICK_S = 0.005
+log = logging.getLogger("service.batching")
 # Per item: its outputs, or the error it gets.
 Outcome = tuple[Arrays, None] | tuple[None, ServiceError]
+_FORWARDED = ServiceError("handed to the next queue")  # a marker, never raised
 
 
 @dataclass
@@ -55,6 +61,15 @@ class BatchInfo:
     queue_s: float
     batch_images: int
     stages: dict[str, float] = field(default_factory=dict)
+    before: BatchInfo | None = None  # the earlier stage's, for an item that went on with ``Then``
+
+
+@dataclass(frozen=True)
+class Then:
+    """Where an item goes after this queue: ``batcher``, fed ``feeds(outputs)`` (run in the worker thread)."""
+
+    batcher: Batcher
+    feeds: Callable[[Arrays], Arrays]
 
 
 @dataclass(eq=False, slots=True)
@@ -65,6 +80,9 @@ class _Item:
     future: asyncio.Future[tuple[Arrays, BatchInfo]]
     enqueued: float = field(default_factory=time.monotonic)
     gone: bool = False  # the caller stopped waiting (deadline or disconnect): drop, never compute
+    then: Then | None = None
+    carry: Arrays | None = None  # an earlier stage's arrays, returned with this stage's
+    before: BatchInfo | None = None
 
 
 class Batcher:
@@ -110,14 +128,19 @@ class Batcher:
         self._loop = loop = asyncio.get_running_loop()
         self._worker = asyncio.wrap_future(self._executor.submit(self._work_loop), loop=loop)
 
-    async def submit(self, inputs: Arrays | Prepare, n: int, deadline: float) -> tuple[Arrays, BatchInfo]:
-        """Queue ``n`` rows (leading axis n), or a ``Prepare`` that makes them; wait until ``deadline``."""
+    async def submit(
+        self, inputs: Arrays | Prepare, n: int, deadline: float, then: Then | None = None
+    ) -> tuple[Arrays, BatchInfo]:
+        """Queue ``n`` rows (leading axis n), or a ``Prepare`` that makes them; wait until ``deadline``.
+
+        With ``then``, the result is the last stage's: its outputs merged with the arrays fed to it, and its
+        ``BatchInfo`` with ``before`` = this stage's."""
         if self._closing or self._worker is None:
             self._reject("draining")
             raise NotReadyError("the service is shutting down: not accepting new work", "draining")
         now = time.monotonic()
         loop = asyncio.get_running_loop()
-        item = _Item(inputs, n, deadline, loop.create_future(), now)
+        item = _Item(inputs, n, deadline, loop.create_future(), now, then=then)
         with self._cv:
             if self._images + n > self.queue_size:
                 full = self._images
@@ -203,14 +226,19 @@ class Batcher:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            except Exception as e:  # a bug in the batch plumbing: fail this batch's callers, keep the queue alive
+                log.exception("batch failed", extra={"queue": self.name})
+                for item in batch:
+                    self._fail_later(item, ServiceError(f"batch failed in {self.name}: {e}"))
 
     def _next_batch(self) -> list[_Item] | None:
         """Block until a batch is due (full, or the oldest item waited ``max_wait``); None once drained."""
         with self._cv:
             while True:
                 now = time.monotonic()
-                for item in [i for i in self._pending if i.gone or now >= i.deadline]:
+                for item in [i for i in self._pending if i.gone or now >= i.deadline or i.future.done()]:
                     self._pending.remove(item)
                     self._set_depth(self._images - item.n)
                 if not self._pending:
@@ -271,12 +299,60 @@ class Batcher:
         self._account(batch, start, stages, total)
         if prepare_s:
             stages = {"images": prepare_s, **stages}  # Server-Timing only (image decoding is not inference)
+        for k, item in enumerate(batch):  # items that go on: handed to the next queue from here
+            out, err = results[k]
+            if item.then is not None and out is not None:
+                results[k] = (None, _FORWARDED) if self._forward(item, out, start, stages, total) else results[k]
         loop = self._loop
         assert loop is not None
         # One callback per batch: the event loop hands every caller its result. A RuntimeError means the loop
         # has closed (shut down mid-batch): nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._deliver, batch, results, stages, total, start)
+
+    def _forward(self, item: _Item, out: Arrays, start: float, stages: dict[str, float], total: int) -> bool:
+        """Put ``item`` into its next queue (worker thread); False (and an error for the caller) if it cannot."""
+        then = item.then
+        assert then is not None
+        try:
+            feeds = then.feeds(out)
+        except Exception as e:  # a ServiceError for the caller; anything else is a bug (500), never the thread's end
+            self._fail_later(item, e if isinstance(e, ServiceError) else ServiceError(f"{self.name} → next: {e}"))
+            return True
+        n = len(next(iter(feeds.values())))
+        nxt = _Item(feeds, n, item.deadline, item.future, time.monotonic(), carry=feeds,
+                    before=BatchInfo(start - item.enqueued, total, stages))
+        return then.batcher._accept(nxt, self)
+
+    def _accept(self, item: _Item, source: Batcher) -> bool:
+        """An item handed over by another queue's worker: queued, or refused as ``submit`` would refuse it."""
+        with self._cv:
+            if not self._closing and self._images + item.n <= self.queue_size:
+                self._pending.append(item)
+                self._set_depth(self._images + item.n)
+                self._cv.notify()
+                return True
+            closing, waiting = self._closing, self._images
+        if closing:
+            self._reject("draining")
+            source._fail_later(item, NotReadyError("the service is shutting down: not accepting new work", "draining"))
+        else:
+            self._reject("queue_full")
+            source._fail_later(item, QueueFullError(
+                f"the {self.name} queue is full ({waiting} of {self.queue_size} waiting); retry later",
+                headers={"Retry-After": str(self.retry_after())},
+            ))
+        return True
+
+    def _fail_later(self, item: _Item, err: ServiceError) -> None:
+        def fail() -> None:
+            if not item.future.done():
+                item.future.set_exception(err)
+                item.future.exception()
+
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fail)
 
     def _account(self, batch: list[_Item], start: float, stages: dict[str, float], total: int) -> None:
         if not self._metrics or not total:
@@ -295,11 +371,13 @@ class Batcher:
     ) -> None:
         for item, (out, err) in zip(batch, results, strict=True):
             fut = item.future
-            if fut.done():
+            if fut.done() or err is _FORWARDED:
                 continue
             if err is not None:
                 fut.set_exception(err)
                 fut.exception()  # mark retrieved: a caller that left must not trigger a warning
             else:
                 assert out is not None
-                fut.set_result((out, BatchInfo(start - item.enqueued, total, stages)))
+                if item.carry is not None:
+                    out = {**item.carry, **out}
+                fut.set_result((out, BatchInfo(start - item.enqueued, total, stages, item.before)))

@@ -12,14 +12,14 @@ decoders read unless the caller chooses a class (``class_code_for``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from bundle.layout import Arrays
 from service import imaging
-from service.batching import Batcher, BatchInfo
+from service.batching import Batcher, BatchInfo, Then
 from service.codes import CodeLayout, decode_code, encode_code
 from service.config import Settings
 from service.errors import UnprocessableError
@@ -78,9 +78,8 @@ class Engine:
             out["class_code"] = softmax(out["class_logits"])
         return out, info
 
-    async def encode_files(self, files: list[tuple[str, bytes]], deadline: float) -> tuple[Arrays, BatchInfo]:
-        """Encoded image files (label, bytes) → latents; the files are decoded in the batch's worker thread,
-        next to the model, so a request costs no hop of its own (a bad file fails its request alone)."""
+    def _prepare(self, files: list[tuple[str, bytes]]) -> Callable[[], Arrays]:
+        """The files' decoding, run by the encode worker next to the model (a bad file fails its request alone)."""
         m, limit = self.manifest, self.settings.max_pixels
 
         def prepare() -> Arrays:
@@ -92,11 +91,42 @@ class Engine:
             ]
             return {"image": images[0][None] if len(images) == 1 else np.stack(images)}
 
-        out, info = await self.encode_queue.submit(prepare, len(files), deadline)
+        return prepare
+
+    async def encode_files(self, files: list[tuple[str, bytes]], deadline: float) -> tuple[Arrays, BatchInfo]:
+        """Encoded image files (label, bytes) → latents; the files are decoded in the batch's worker thread,
+        next to the model, so a request costs no hop of its own (a bad file fails its request alone)."""
+        out, info = await self.encode_queue.submit(self._prepare(files), len(files), deadline)
         if "class_logits" in out:
             out = dict(out)
             out["class_code"] = softmax(out["class_logits"])
         return out, info
+
+    async def encode_then_decode(
+        self, files: list[tuple[str, bytes]], deadline: float, mix: Callable[[Arrays], Arrays] | None = None
+    ) -> tuple[Arrays, BatchInfo, BatchInfo]:
+        """Image files → their latents, then the decoder's outputs for ``mix(latents)`` (default: the latents
+        themselves; ``mix`` runs in the encode worker, e.g. a class override or a shape/appearance swap).
+
+        One wake-up of the caller: the encode worker hands the rows to the decode queue itself. Returns the
+        decoded latent rows merged with the decoder's outputs, and each stage's ``BatchInfo``."""
+
+        def feeds(enc: Arrays) -> Arrays:
+            lat = dict(enc)
+            if "class_logits" in lat:
+                lat["class_code"] = softmax(lat["class_logits"])
+            if mix is not None:
+                lat = mix(lat)
+            rows = {name: np.ascontiguousarray(lat[name], dtype=np.float32) for name, _ in self.latent_parts}
+            if "class_logits" in lat:  # not a decoder input, but part of what /reconstruct returns
+                rows["class_logits"] = lat["class_logits"]
+            return rows
+
+        out, dec_info = await self.encode_queue.submit(
+            self._prepare(files), len(files), deadline, Then(self.decode_queue, feeds)
+        )
+        assert dec_info.before is not None
+        return out, dec_info.before, dec_info
 
     async def decode(self, latents: Arrays, deadline: float) -> tuple[Arrays, BatchInfo]:
         feeds = {name: np.ascontiguousarray(latents[name], dtype=np.float32) for name, _ in self.latent_parts}

@@ -95,12 +95,20 @@ class UseCases:
         override = self.class_override(klass)
         self._check_count(len(files))
         e = self.engine
-        lat, enc_info = await e.encode_files(files, deadline)
-        if override is not None:
-            lat = {**lat, "class_code": np.repeat(override, len(files), axis=0)}
-        outs, dec_info = await e.decode(lat, deadline)
+
+        def as_class(lat: Arrays) -> Arrays:  # runs in the encode worker, between the two stages
+            return {**lat, "class_code": np.repeat(override, len(files), axis=0)}
+
+        mix = as_class if override is not None else None
+        both, enc_info, dec_info = await e.encode_then_decode(files, deadline, mix)
+        lat, outs = self._split(both)
         items = [{"index": i, "code": e.code_for(lat, i)} for i in range(len(files))]
         return Decoded(outs, lat, items, server_timing([("encode", enc_info), ("decode", dec_info)]))
+
+    def _split(self, both: Arrays) -> tuple[Arrays, Arrays]:
+        """encode_then_decode's arrays → (the latent rows decoded, the decoder's outputs)."""
+        names = {name for name, _ in self.engine.latent_parts} | {"class_logits"}
+        return {k: v for k, v in both.items() if k in names}, {k: v for k, v in both.items() if k not in names}
 
     async def swap(
         self, shape: tuple[str, bytes], appearance: tuple[str, bytes], deadline: float, klass: str | None
@@ -109,13 +117,17 @@ class UseCases:
         shape image's predicted class probabilities: /decode of the mixed latents."""
         override = self.class_override(klass)
         e = self.engine
-        enc, enc_info = await e.encode_files([shape, appearance], deadline)
-        mixed = {name: enc[name][1:2] for name, _ in e.latent_parts}  # appearance side: appearance, shading
-        if "shape" in enc:
-            mixed["shape"] = enc["shape"][0:1]
-        if "class_code" in enc:
-            mixed["class_code"] = override if override is not None else enc["class_code"][0:1]
-        outs, dec_info = await e.decode(mixed, deadline)
+
+        def mix(enc: Arrays) -> Arrays:  # runs in the encode worker, between the two stages
+            mixed = {name: enc[name][1:2] for name, _ in e.latent_parts}  # appearance side: appearance, shading
+            if "shape" in enc:
+                mixed["shape"] = enc["shape"][0:1]
+            if "class_code" in enc:
+                mixed["class_code"] = override if override is not None else enc["class_code"][0:1]
+            return mixed
+
+        both, enc_info, dec_info = await e.encode_then_decode([shape, appearance], deadline, mix)
+        mixed, outs = self._split(both)
         items: list[dict[str, Any]] = [{"index": 0, "code": e.code_for(mixed, 0)}]
         return Decoded(outs, mixed, items, server_timing([("encode", enc_info), ("decode", dec_info)]))
 
