@@ -5,7 +5,7 @@
 #   scripts/k8s_check.sh            # PY=.venv/bin/python for tests/deploy/test_k8s.py (set K8S_TESTS=0 to skip)
 #
 # 1. installs kubernetes-validate (PyPI, pinned; it brings PyYAML and jsonschema) into .venv-k8s/;
-# 2. renders every kustomization (base, overlays/cpu, overlays/gpu, monitoring, kserve) with
+# 2. renders every kustomization (base, overlays/cpu, overlays/gpu, monitoring, kserve, examples/image-bundle) with
 #    scripts/k8s_render.py into build/k8s/, and where kubectl is installed checks that `kubectl kustomize`
 #    renders the same resources (the renderer implements only the kustomize features these files use);
 # 3. `kubernetes-validate --strict` (unknown fields are errors) on every Kubernetes resource, the example
@@ -24,7 +24,7 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 K8S_VERSION=${K8S_VERSION:-1.37.0}   # the Kubernetes version validated against (kubernetes-validate -k)
 K8S_VENV=$ROOT/.venv-k8s
 OUT=$ROOT/build/k8s
-TARGETS="base overlays/cpu overlays/gpu monitoring kserve"
+TARGETS="base overlays/cpu overlays/gpu monitoring kserve examples/image-bundle"
 
 say() { printf '\n== %s ==\n' "$*"; }
 die() { printf 'k8s-check: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -46,7 +46,7 @@ for t in $TARGETS; do
     name=${t//\//-}
     "$KPY" scripts/k8s_render.py render "deploy/k8s/$t" > "$OUT/$name.yaml" || die "render $t"
     "$KPY" scripts/k8s_render.py split "$OUT/$name.yaml" "$OUT/$name"
-    printf '  %-13s %s resources\n' "$t" "$(grep -c '^kind:' "$OUT/$name.yaml")"
+    printf '  %-22s %s resources\n' "$t" "$(grep -c '^kind:' "$OUT/$name.yaml")"
 done
 
 say "kubectl kustomize renders the same"

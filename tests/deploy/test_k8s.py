@@ -29,7 +29,7 @@ from .conftest import find_tool, require
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 RENDER = REPO / "scripts" / "k8s_render.py"
-TARGETS = ("base", "overlays/cpu", "overlays/gpu", "monitoring", "kserve")
+TARGETS = ("base", "overlays/cpu", "overlays/gpu", "monitoring", "kserve", "examples/image-bundle")
 Doc = dict[str, Any]
 
 
@@ -90,8 +90,8 @@ def test_every_target_validates_strictly(kvalidate_bin: Path, tmp_path: Path) ->
     r = validate(kvalidate_bin, *files)
     assert r.returncode == 0, r.stdout + r.stderr
     passed = r.stdout.count(" passed for resource ")
-    # base, cpu, gpu: 4 each; kserve's predictor as a Pod; the example claim and loader pod
-    assert passed == 4 * 3 + 1 + 2, r.stdout
+    # base, cpu, gpu, image-bundle: 4 each; kserve's predictor as a Pod; the example claim and loader pod
+    assert passed == 4 * 4 + 1 + 2, r.stdout
     # the custom resources against deploy/k8s/schemas, with the validator's own Python (it has jsonschema)
     kpy = kvalidate_bin.parent / "python"
     for name in ("kserve", "monitoring"):
@@ -221,6 +221,13 @@ def test_deployment_probes_shutdown_and_security(rendered: dict[str, list[Doc]])
         ):
             assert selector.items() <= labels.items()
         assert svc["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_bundle_from_an_image_volume(rendered: dict[str, list[Doc]]) -> None:
+    pod = one(rendered["examples/image-bundle"], "Deployment")["spec"]["template"]["spec"]
+    (models,) = [v for v in pod["volumes"] if v["name"] == "models"]
+    assert set(models) == {"name", "image"} and models["image"]["reference"]  # the claim is gone, not merged
+    assert one(rendered["overlays/cpu"], "Deployment")["spec"]["template"]["spec"]["volumes"] != pod["volumes"]
 
 
 def test_hpa_metric_is_what_the_adapter_makes_of_the_service_histogram(rendered: dict[str, list[Doc]]) -> None:
