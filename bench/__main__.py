@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.timing import Budget, machine
 
-PARTS = ("training", "model", "service", "oip")
+PARTS = ("training", "model", "service", "oip", "http")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Profile:
     train_budget: Budget
     service: dict[str, Any] = field(default_factory=dict)
     oip: dict[str, Any] = field(default_factory=dict)  # bench/oip_bench.py: OIP (binary, JSON) vs REST (PNG)
+    http: dict[str, Any] = field(default_factory=dict)  # bench/http_bench.py: floor, service, peers under wrk
 
 
 PROFILES: dict[str, Profile] = {
@@ -55,6 +56,7 @@ PROFILES: dict[str, Profile] = {
             rendered_clients=16,
         ),
         oip=dict(clients=(1, 8), images_per_request=(1, 8), seconds=5.0),
+        http=dict(connections=(1, 16), seconds=5.0, rounds=2, storm=(4, 10)),
     ),
     "ci": Profile(
         sizes=(32,),
@@ -74,6 +76,8 @@ PROFILES: dict[str, Profile] = {
             modes=("on", "off"),
         ),
         oip=dict(clients=(1,), images_per_request=(2,), seconds=0.3, max_requests=20, rounds=1),
+        # no LitServe (its virtualenv takes minutes to make) and no storm: bench-ci stays fast
+        http=dict(connections=(1, 4), seconds=1.0, rounds=1, storm=(), servers=("floor", "service", "minimal")),
     ),
 }
 
@@ -116,6 +120,11 @@ def run(profile: str, out: Path, work: Path, only: tuple[str, ...] = PARTS, prog
     if "service" in only:
         say("[bench] service under load")
         result["service"] = bench_service(bundle_for(32, bundles), work, ServiceSettings(**p.service), progress)
+    if "http" in only:
+        from bench.http_bench import HttpSettings, bench_http, http_bundle
+
+        say("[bench] http: floor, service and peers under wrk")
+        result["http"] = bench_http(http_bundle(bundles), work / "http", HttpSettings(**p.http), say)
     if "oip" in only:
         from bench.oip_bench import OipSettings, bench_oip
 

@@ -90,14 +90,15 @@ def wrk(
     threads: int = 1,
     timeout_s: float = 10.0,
 ) -> Run:
-    """One wrk run posting ``body`` to ``url``; ``pid``: the server whose CPU use to report."""
+    """One wrk run posting ``body`` to ``url`` for ``seconds`` (whole seconds: wrk's unit); ``pid``: the server
+    whose CPU use to report."""
     binary = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
         script, payload = Path(tmp) / "post.lua", Path(tmp) / "body.bin"
         script.write_text(LUA)
         payload.write_bytes(body)
-        cmd = [binary, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds:g}s",
-               f"--timeout={timeout_s:g}s", "-s", str(script), url]
+        cmd = [binary, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               f"--timeout={max(1, round(timeout_s))}s", "-s", str(script), url]
         cpu0, t0 = (cpu_seconds(pid) if pid else None), time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WRK_BODY": str(payload)},
                               timeout=seconds + 60, check=False)
