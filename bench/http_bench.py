@@ -95,7 +95,7 @@ def _http_ok(url: str, method: str = "GET", body: bytes | None = None) -> bool:
     try:
         req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "image/png"})
         with urllib.request.urlopen(req, timeout=2) as r:
-            return 200 <= r.status < 300
+            return bool(200 <= r.status < 300)
     except OSError:
         return False
 
@@ -194,8 +194,9 @@ def tree_cpu_seconds(pid: int) -> float | None:
 
 def measure(served: Served, path: str, body: bytes, connections: int, seconds: float) -> Run:
     cpu0, t0 = tree_cpu_seconds(served.pid), time.perf_counter()
-    run = wrk(served.url + path, body=body, connections=connections, seconds=seconds,
-              threads=1 if connections <= 16 else 2)
+    run = wrk(
+        served.url + path, body=body, connections=connections, seconds=seconds, threads=1 if connections <= 16 else 2
+    )
     cpu1, wall = tree_cpu_seconds(served.pid), time.perf_counter() - t0
     if cpu0 is not None and cpu1 is not None:
         run.cores = (cpu1 - cpu0) / wall
@@ -212,7 +213,7 @@ def _batches(metrics: str, queue: str) -> tuple[float, float]:
 
 def _metrics(url: str) -> str:
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
-        return r.read().decode()
+        return str(r.read().decode())
 
 
 def raise_fd_limit() -> None:
@@ -255,12 +256,19 @@ def bench_http(bundle: Path, work: Path, s: HttpSettings, progress: Callable[[st
                         cell = runs.setdefault(name, {}).setdefault(endpoint, {})
                         if c not in cell or run.good_rps > cell[c]["good_rps"]:
                             cell[c] = run.as_dict()
-                        progress(f"[bench] http round {rnd + 1}: {name} {endpoint} c={c}: {run.rps:,.0f} req/s, "
-                                 f"p50 {run.p50_ms:.2f} ms, {run.cores or 0:.2f} cores")
+                        progress(
+                            f"[bench] http round {rnd + 1}: {name} {endpoint} c={c}: {run.rps:,.0f} req/s, "
+                            f"p50 {run.p50_ms:.2f} ms, {run.cores or 0:.2f} cores"
+                        )
             finally:
                 served.stop()
-    result: dict[str, Any] = {"settings": asdict(s), "runs": runs, "output_max_abs_diff": diff,
-                              "skipped": skipped, "service_decode_batch": batches}
+    result: dict[str, Any] = {
+        "settings": asdict(s),
+        "runs": runs,
+        "output_max_abs_diff": diff,
+        "skipped": skipped,
+        "service_decode_batch": batches,
+    }
     result["in_process"] = {
         str(c): {"batch": max(1, round(b)), "images_per_s": in_process(bundle, body, max(1, round(b)))}
         for c, b in batches.items()
@@ -276,14 +284,14 @@ def storm(bundle: Path, work: Path, body: bytes, s: HttpSettings, progress: Call
     server = launch(bundle, log)
     served = Served(server.url, server.pid, server.stop, log)
     try:
-        capacity = max(measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds).good_rps
-                       for c in (16, 64))
+        capacity = max(measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds).good_rps for c in (16, 64))
         rows = []
         for k in s.storm:
             run = measure(served, ENDPOINTS["reconstruct"], body, k * MAX_INFLIGHT, s.storm_seconds)
             rows.append({"multiple": k, **run.as_dict(), "goodput_ratio": run.good_rps / capacity})
-            progress(f"[bench] http storm {k}x: {run.good_rps:,.0f} good req/s of {run.rps:,.0f} "
-                     f"(capacity {capacity:,.0f})")
+            progress(
+                f"[bench] http storm {k}x: {run.good_rps:,.0f} good req/s of {run.rps:,.0f} (capacity {capacity:,.0f})"
+            )
     finally:
         served.stop()
     text = log.read_text(errors="replace")

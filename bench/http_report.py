@@ -18,9 +18,9 @@ LABELS = {
 
 
 def _cell(http: dict[str, Any], server: str, endpoint: str, c: int) -> dict[str, Any] | None:
-    return http["runs"].get(server, {}).get(endpoint, {}).get(str(c)) or http["runs"].get(server, {}).get(
-        endpoint, {}
-    ).get(c)
+    cells = http["runs"].get(server, {}).get(endpoint, {})
+    cell: dict[str, Any] | None = cells.get(str(c)) or cells.get(c)  # JSON keys are strings, fresh runs ints
+    return cell
 
 
 def _rps(http: dict[str, Any], server: str, endpoint: str, c: int) -> float:
@@ -30,27 +30,51 @@ def _rps(http: dict[str, Any], server: str, endpoint: str, c: int) -> float:
 
 def targets(http: dict[str, Any]) -> list[tuple[str, str, float, float]]:
     """(target, what is compared, ratio, threshold) for every target the run can evaluate."""
-    r = lambda *a: _rps(http, *a)  # noqa: E731
+
+    def r(server: str, endpoint: str, c: int) -> float:
+        return _rps(http, server, endpoint, c)
+
     rows = [
-        ("/encode ≥ 0.25 of the floor at 1 connection", "service ÷ floor, c=1",
-         r("service", "encode", 1) / r("floor", "encode", 1), 0.25),
-        ("/encode ≥ 0.35 of the floor at 16", "service ÷ floor, c=16",
-         r("service", "encode", 16) / r("floor", "encode", 16), 0.35),
+        (
+            "/encode ≥ 0.25 of the floor at 1 connection",
+            "service ÷ floor, c=1",
+            r("service", "encode", 1) / r("floor", "encode", 1),
+            0.25,
+        ),
+        (
+            "/encode ≥ 0.35 of the floor at 16",
+            "service ÷ floor, c=16",
+            r("service", "encode", 16) / r("floor", "encode", 16),
+            0.35,
+        ),
     ]
     for c, ip in sorted(http.get("in_process", {}).items(), key=lambda kv: int(kv[0])):
-        rows.append((f"/reconstruct ≥ 0.8 of in-process onnxruntime (batch {ip['batch']})",
-                     f"service images/s ÷ in-process images/s, c={c}",
-                     r("service", "reconstruct", int(c)) / ip["images_per_s"], 0.8))
+        rows.append(
+            (
+                f"/reconstruct ≥ 0.8 of in-process onnxruntime (batch {ip['batch']})",
+                f"service images/s ÷ in-process images/s, c={c}",
+                r("service", "reconstruct", int(c)) / ip["images_per_s"],
+                0.8,
+            )
+        )
     for peer in ("litserve", "minimal"):
         for ep in ("encode", "reconstruct"):
-            rows.append((f"≥ 1.5× {peer} at 16 connections", f"/{ep}, c=16",
-                         r("service", ep, 16) / r(peer, ep, 16), 1.5))
+            rows.append(
+                (f"≥ 1.5× {peer} at 16 connections", f"/{ep}, c=16", r("service", ep, 16) / r(peer, ep, 16), 1.5)
+            )
     for ep in ("encode", "reconstruct"):
-        rows.append(("no slower than minimal at 1 connection", f"/{ep}, c=1",
-                     r("service", ep, 1) / r("minimal", ep, 1), 1.0))
+        rows.append(
+            ("no slower than minimal at 1 connection", f"/{ep}, c=1", r("service", ep, 1) / r("minimal", ep, 1), 1.0)
+        )
     for row in http.get("storm", {}).get("rows", []):
-        rows.append((f"storm goodput ≥ 0.7 of capacity ({row['multiple']}× DAE_MAX_INFLIGHT connections)",
-                     "2xx req/s ÷ capacity", row["goodput_ratio"], 0.7))
+        rows.append(
+            (
+                f"storm goodput ≥ 0.7 of capacity ({row['multiple']}× DAE_MAX_INFLIGHT connections)",
+                "2xx req/s ÷ capacity",
+                row["goodput_ratio"],
+                0.7,
+            )
+        )
     return rows
 
 
@@ -81,12 +105,23 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
         for ep in ("encode", "reconstruct"):
             for c in cs:
                 cell = _cell(http, server, ep, c)
-                cells.append("–" if not cell else f"{_fmt(cell['good_rps'])} ({cell['p50_ms']:.2f} / "
-                             f"{cell['p99_ms']:.1f}; {_fmt(cell['cores'] or math.nan, 2)})")
+                cells.append(
+                    "–"
+                    if not cell
+                    else f"{_fmt(cell['good_rps'])} ({cell['p50_ms']:.2f} / "
+                    f"{cell['p99_ms']:.1f}; {_fmt(cell['cores'] or math.nan, 2)})"
+                )
         lines.append(f"| {LABELS[server]} | " + " | ".join(cells) + " |")
     diffs = ", ".join(f"{k} {v:.1e}" for k, v in http.get("output_max_abs_diff", {}).items())
-    lines += ["", f"Outputs checked first against onnxruntime in the bench process (max abs difference): {diffs}.",
-              "", f"![req/s by server]({fig})", "", "| target | compared | ratio | needed | |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Outputs checked first against onnxruntime in the bench process (max abs difference): {diffs}.",
+        "",
+        f"![req/s by server]({fig})",
+        "",
+        "| target | compared | ratio | needed | |",
+        "|---|---|---|---|---|",
+    ]
     for name, what, ratio, need in targets(http):
         ok = "met" if ratio >= need else "**missed**"
         lines.append(f"| {name} | {what} | {_fmt(ratio, 2)} | {need:g} | {ok} |")
@@ -98,21 +133,32 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
             f"{formed.get(str(k), 1.0):.1f} at c={k})"
             for k, v in ip.items()
         ]
-        lines += ["", "In-process onnxruntime for /reconstruct (encoder + decoder on the same images, in the bench "
-                  "process): " + "; ".join(parts) + "."]
+        lines += [
+            "",
+            "In-process onnxruntime for /reconstruct (encoder + decoder on the same images, in the bench "
+            "process): " + "; ".join(parts) + ".",
+        ]
     st = http.get("storm")
     if st:
-        lines += ["", f"**Storm** (`/reconstruct`, wrk retries at once and ignores `Retry-After`; capacity = the "
-                  f"best 2xx req/s at 16 or 64 connections = {_fmt(st['capacity_rps'])} req/s):", "",
-                  "| connections | req/s answered | 2xx req/s (goodput) | refusals | p50 / p99 ms | "
-                  "goodput ÷ capacity |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Storm** (`/reconstruct`, wrk retries at once and ignores `Retry-After`; capacity = the "
+            f"best 2xx req/s at 16 or 64 connections = {_fmt(st['capacity_rps'])} req/s):",
+            "",
+            "| connections | req/s answered | 2xx req/s (goodput) | refusals | p50 / p99 ms | goodput ÷ capacity |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in st["rows"]:
-            lines.append(f"| {row['connections']} ({row['multiple']}× DAE_MAX_INFLIGHT) | {_fmt(row['rps'])} | "
-                         f"{_fmt(row['good_rps'])} | {row['non_2xx']:,} | {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | "
-                         f"{row['goodput_ratio']:.2f} |")
-        lines += ["", f"Service log after the storm: {st['tracebacks']} tracebacks, {st['asgi_exceptions']} "
-                  f"`Exception in ASGI application`, {st['disconnect_lines']} `client disconnected` info lines."]
+            lines.append(
+                f"| {row['connections']} ({row['multiple']}× DAE_MAX_INFLIGHT) | {_fmt(row['rps'])} | "
+                f"{_fmt(row['good_rps'])} | {row['non_2xx']:,} | {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | "
+                f"{row['goodput_ratio']:.2f} |"
+            )
+        lines += [
+            "",
+            f"Service log after the storm: {st['tracebacks']} tracebacks, {st['asgi_exceptions']} "
+            f"`Exception in ASGI application`, {st['disconnect_lines']} `client disconnected` info lines.",
+        ]
     return [*lines, ""]
 
 

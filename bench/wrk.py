@@ -97,11 +97,25 @@ def wrk(
         script, payload = Path(tmp) / "post.lua", Path(tmp) / "body.bin"
         script.write_text(LUA)
         payload.write_bytes(body)
-        cmd = [binary, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               f"--timeout={max(1, round(timeout_s))}s", "-s", str(script), url]
+        cmd = [
+            binary,
+            f"-t{min(threads, connections)}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={max(1, round(timeout_s))}s",
+            "-s",
+            str(script),
+            url,
+        ]
         cpu0, t0 = (cpu_seconds(pid) if pid else None), time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "WRK_BODY": str(payload)},
-                              timeout=seconds + 60, check=False)
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WRK_BODY": str(payload)},
+            timeout=seconds + 60,
+            check=False,
+        )
         wall = time.perf_counter() - t0
         cpu1 = cpu_seconds(pid) if pid else None
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("{")), None)

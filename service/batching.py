@@ -208,9 +208,7 @@ class Batcher:
         item.gone = True
         self._forget(item)
         self._reject("deadline")
-        item.future.set_exception(
-            DeadlineExceededError(f"the request deadline passed while in the {self.name} stage")
-        )
+        item.future.set_exception(DeadlineExceededError(f"the request deadline passed while in the {self.name} stage"))
 
     def _forget(self, item: _Item) -> None:
         with self._cv:
@@ -281,9 +279,11 @@ class Batcher:
         stages: dict[str, float] = {}
         total = 0
         if ready:
-            feeds = ready[0][1] if len(ready) == 1 else {
-                key: np.concatenate([inp[key] for _, inp in ready]) for key in ready[0][1]
-            }
+            feeds = (
+                ready[0][1]
+                if len(ready) == 1
+                else {key: np.concatenate([inp[key] for _, inp in ready]) for key in ready[0][1]}
+            )
             try:
                 outputs, stages = self._run(feeds)
             except Exception as e:  # the model failed: every waiting caller learns it (500, a real bug)
@@ -300,7 +300,7 @@ class Batcher:
         if prepare_s:
             stages = {"images": prepare_s, **stages}  # Server-Timing only (image decoding is not inference)
         for k, item in enumerate(batch):  # items that go on: handed to the next queue from here
-            out, err = results[k]
+            out = results[k][0]
             if item.then is not None and out is not None:
                 results[k] = (None, _FORWARDED) if self._forward(item, out, start, stages, total) else results[k]
         loop = self._loop
@@ -320,8 +320,15 @@ class Batcher:
             self._fail_later(item, e if isinstance(e, ServiceError) else ServiceError(f"{self.name} → next: {e}"))
             return True
         n = len(next(iter(feeds.values())))
-        nxt = _Item(feeds, n, item.deadline, item.future, time.monotonic(), carry=feeds,
-                    before=BatchInfo(start - item.enqueued, total, stages))
+        nxt = _Item(
+            feeds,
+            n,
+            item.deadline,
+            item.future,
+            time.monotonic(),
+            carry=feeds,
+            before=BatchInfo(start - item.enqueued, total, stages),
+        )
         return then.batcher._accept(nxt, self)
 
     def _accept(self, item: _Item, source: Batcher) -> bool:
@@ -338,10 +345,13 @@ class Batcher:
             source._fail_later(item, NotReadyError("the service is shutting down: not accepting new work", "draining"))
         else:
             self._reject("queue_full")
-            source._fail_later(item, QueueFullError(
-                f"the {self.name} queue is full ({waiting} of {self.queue_size} waiting); retry later",
-                headers={"Retry-After": str(self.retry_after())},
-            ))
+            source._fail_later(
+                item,
+                QueueFullError(
+                    f"the {self.name} queue is full ({waiting} of {self.queue_size} waiting); retry later",
+                    headers={"Retry-After": str(self.retry_after())},
+                ),
+            )
         return True
 
     def _fail_later(self, item: _Item, err: ServiceError) -> None:

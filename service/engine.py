@@ -135,9 +135,7 @@ class Engine:
 
     # -- latents -----------------------------------------------------------------------------------------
     def code_for(self, latents: Arrays, i: int) -> str:
-        return encode_code(
-            self.layout, {k: latents[k][i] for k, _ in self.latent_parts}, self.settings.code_dtype
-        )
+        return encode_code(self.layout, {k: latents[k][i] for k, _ in self.latent_parts}, self.settings.code_dtype)
 
     def from_code(self, code: str, field: str) -> Arrays:
         """One latent row (each array ``(1, D)``) from a code of this model."""
@@ -152,9 +150,7 @@ class Engine:
             )
         if isinstance(klass, str) and not klass.lstrip("-").isdigit():
             if klass not in names:
-                raise UnprocessableError(
-                    f"{field}: unknown class {klass!r}; classes are {names}", "class_unknown"
-                )
+                raise UnprocessableError(f"{field}: unknown class {klass!r}; classes are {names}", "class_unknown")
             index = names.index(klass)
         else:
             index = int(klass)
@@ -200,9 +196,7 @@ class Engine:
     def check_values(field: str, values: Sequence[float], size: int) -> np.ndarray:
         arr = np.asarray(values, dtype=np.float64).reshape(-1)
         if arr.size != size:
-            raise UnprocessableError(
-                f"{field}: {arr.size} values given, the model needs {size}", "latent_wrong_length"
-            )
+            raise UnprocessableError(f"{field}: {arr.size} values given, the model needs {size}", "latent_wrong_length")
         if not np.isfinite(arr).all():
             raise UnprocessableError(f"{field}: values must be finite numbers", "latent_not_finite")
         if np.abs(arr).max(initial=0.0) > LATENT_LIMIT:

@@ -97,6 +97,7 @@ class UseCases:
         e = self.engine
 
         def as_class(lat: Arrays) -> Arrays:  # runs in the encode worker, between the two stages
+            assert override is not None  # only used when there is one (below)
             return {**lat, "class_code": np.repeat(override, len(files), axis=0)}
 
         mix = as_class if override is not None else None
@@ -179,7 +180,5 @@ class UseCases:
             else:
                 latents[name] = np.repeat(start[name], steps, axis=0)
         outs, info = await self.engine.decode(latents, deadline)
-        items = [
-            {"index": i, "t": float(t[i]), "code": self.engine.code_for(latents, i)} for i in range(steps)
-        ]
+        items = [{"index": i, "t": float(t[i]), "code": self.engine.code_for(latents, i)} for i in range(steps)]
         return Decoded(outs, latents, items, server_timing([("decode", info)]))

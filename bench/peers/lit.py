@@ -36,8 +36,9 @@ class RawServer(ls.LitServer):
         async def endpoint_handler(request: Request) -> Any:
             return await handler.handle_request(request, Request)
 
-        self.app.add_api_route(lit_api.api_path, endpoint_handler, methods=["POST"],
-                               dependencies=[Depends(self.setup_auth(lit_api))])
+        self.app.add_api_route(
+            lit_api.api_path, endpoint_handler, methods=["POST"], dependencies=[Depends(self.setup_auth(lit_api))]
+        )
 
 
 class Encode(ls.LitAPI):
@@ -57,7 +58,7 @@ class Encode(ls.LitAPI):
     def unbatch(self, output: Any) -> Any:
         return output
 
-    def encode_response(self, output: Any) -> dict[str, Any]:
+    def encode_response(self, output: Any) -> dict[str, Any] | Response:
         return {"model": "litserve", "items": self.model.encode_items(output)}
 
 
@@ -65,8 +66,10 @@ class Reconstruct(Encode):
     def predict(self, x: np.ndarray) -> Any:
         latents = self.model.encode(x)
         outs = self.model.decode(latents)
-        return [({k: v[i : i + 1] for k, v in latents.items()}, {k: v[i : i + 1] for k, v in outs.items()})
-                for i in range(len(x))]
+        return [
+            ({k: v[i : i + 1] for k, v in latents.items()}, {k: v[i : i + 1] for k, v in outs.items()})
+            for i in range(len(x))
+        ]
 
     def encode_response(self, output: Any) -> Response:
         latents, outs = output
@@ -77,8 +80,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8102)
     args = ap.parse_args()
-    apis = [Encode(max_batch_size=32, batch_timeout=0.001, api_path="/encode"),
-            Reconstruct(max_batch_size=32, batch_timeout=0.001, api_path="/reconstruct")]
+    apis = [
+        Encode(max_batch_size=32, batch_timeout=0.001, api_path="/encode"),
+        Reconstruct(max_batch_size=32, batch_timeout=0.001, api_path="/reconstruct"),
+    ]
     server = RawServer(apis, accelerator="cpu", workers_per_device=1)
     server.run(host="127.0.0.1", port=args.port, generate_client_file=False, log_level="warning")
 

@@ -15,23 +15,26 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-Arrays = dict[str, np.ndarray]
+from bundle.layout import Arrays
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def npz_bytes(arrays: Arrays) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    exact: dict[str, Any] = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+    np.savez(buf, **exact)
     return buf.getvalue()
 
 
@@ -77,14 +80,17 @@ class PeerModel:
 
     def reconstruct_npz(self, latents: Arrays, outputs: Arrays) -> bytes:
         """The arrays /reconstruct?format=npz returns (texture, reconstruction, grid, displacement + latents)."""
-        keep = {k: outputs[k] for k in ("texture", "reconstruction", "grid", "displacement") if k in outputs}
+        keep: Arrays = {k: outputs[k] for k in ("texture", "reconstruction", "grid", "displacement") if k in outputs}
         return npz_bytes({**keep, **latents})
 
     def encode_items(self, latents: Arrays) -> list[dict[str, object]]:
         items: list[dict[str, object]] = []
         for i in range(len(latents["appearance"])):
-            item: dict[str, object] = {"index": i, "shape": latents["shape"][i].tolist(),
-                                       "appearance": latents["appearance"][i].tolist()}
+            item: dict[str, object] = {
+                "index": i,
+                "shape": latents["shape"][i].tolist(),
+                "appearance": latents["appearance"][i].tolist(),
+            }
             if "class_code" in latents:
                 p = latents["class_code"][i]
                 item["class_probabilities"] = p.tolist()

@@ -62,8 +62,12 @@ def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
     assert len(result["service"]["memory"]["samples"]) >= 2
     http = result["http"]  # wrk against the floor, the service and the minimal server; outputs equal first
     assert set(http["runs"]) == {"floor", "service", "minimal"}
-    assert all(cell["requests"] > 0 and not cell["non_2xx"]
-               for server in http["runs"].values() for ep in server.values() for cell in ep.values())
+    assert all(
+        cell["requests"] > 0 and not cell["non_2xx"]
+        for server in http["runs"].values()
+        for ep in server.values()
+        for cell in ep.values()
+    )
     assert http["output_max_abs_diff"]["service"] == 0.0 and http["output_max_abs_diff"]["minimal"] < 1e-5
     oip = result["oip"]["rows"]  # every protocol answered, all 200
     assert {r["protocol"] for r in oip} == {"rest-png", "oip-binary", "oip-json"}
