@@ -136,6 +136,7 @@ class LatentModel(nn.Module):
     """
 
     cfg: ModelConfig
+    encoder: Encoder
 
     def encode(self, x: Tensor) -> Latents:
         raise NotImplementedError

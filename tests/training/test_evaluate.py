@@ -174,7 +174,7 @@ def test_class_aware_accuracy_counts_argmax_against_labels(digits: Items) -> Non
     assert m["accuracy"] == pytest.approx(share_of_sevens)
 
 
-class _GroundTruth(torch.utils.data.Dataset):
+class _GroundTruth(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     """Synthetic items whose ground truth is replaced by the model's own outputs (the answer is then 0)."""
 
     def __init__(self, model: Model, items: list[dict[str, torch.Tensor]]) -> None:

@@ -97,7 +97,7 @@ def test_interpolation_strip_starts_at_a_and_ends_at_a_with_bs_factor(batch: Bat
         rec_a = model(a[None]).reconstruction[0]
         la, lb = model.encode(a[None]), model.encode(b[None])
         mixed = Latents(shape=lb.shape, appearance=la.appearance, class_logits=la.class_logits)
-        shape_b = model.decode(mixed, model.class_code(la)).reconstruction[0]  # type: ignore[operator]
+        shape_b = model.decode(mixed, model.class_code(la)).reconstruction[0]
     shape = figures.interpolation_strip(model, a, b, "shape", steps=5)
     appearance = figures.interpolation_strip(model, a, b, "appearance", steps=5)
     assert shape.shape == (5, 1, 32, 32)

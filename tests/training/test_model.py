@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from training.config import ModelConfig
 from training.losses import dae_loss
 from training.model import ClassAwareDAE, IntrinsicDAE, PlainAutoencoder, build_model
 
-TINY = {"ndf": 8, "ngf": 8}
+TINY: dict[str, Any] = {"ndf": 8, "ngf": 8}
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -81,7 +82,7 @@ def test_class_override_decodes_a_chosen_class() -> None:
         predicted = model(x)
     assert torch.allclose(as7.reconstruction, onehot7.reconstruction)
     assert not torch.allclose(as7.texture, as2.texture)
-    assert not torch.allclose(as7.grid, as2.grid)  # type: ignore[arg-type]
+    assert not torch.allclose(as7.grid, as2.grid)
     code = model.class_code(model.encode(x))
     assert torch.allclose(code.sum(1), torch.ones(3)) and not torch.allclose(predicted.texture, as7.texture)
 

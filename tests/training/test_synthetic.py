@@ -27,7 +27,8 @@ def _jacobian_det(grid: np.ndarray) -> np.ndarray:
     x, y = grid.astype(np.float64)
     x_c, x_r = np.gradient(x, axis=1), np.gradient(x, axis=0)
     y_c, y_r = np.gradient(y, axis=1), np.gradient(y, axis=0)
-    return x_c * y_r - x_r * y_c
+    det: np.ndarray = x_c * y_r - x_r * y_c
+    return det
 
 
 @pytest.mark.parametrize("size", [32, 64])

@@ -13,7 +13,9 @@ import torch
 
 from training.__main__ import main as cli
 from training.checkpoint import load_model
-from training.model import build_model
+from training.config import Variant
+from training.model import DeformingAutoencoder, build_model
+from training.options import DataName
 from training.train import Schedule, TrainConfig, build_optimizer, fit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,8 +78,8 @@ def test_same_seed_same_losses_and_a_different_seed_differs(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("variant", ["class-aware", "intrinsic"])
-def test_variants_train(tmp_path: Path, variant: str) -> None:
-    data = "synthetic-lit" if variant == "intrinsic" else "synthetic"
+def test_variants_train(tmp_path: Path, variant: Variant) -> None:
+    data: DataName = "synthetic-lit" if variant == "intrinsic" else "synthetic"
     cfg = TrainConfig(
         data=data,
         variant=variant,
@@ -236,15 +238,11 @@ def test_affine_stage_freezes_only_the_integral_decoder() -> None:
     assert lrs == {"encoder": cfg.lr, "texture": cfg.lr, "deformation": 2.0 * cfg.lr}
     s = Schedule(cfg, total_steps=10, has_warp=True)
     assert [s.deformation_factor(i) for i in range(5)] == [0.0, 0.0, 0.0, 1.0, 1.0]
-    deform = {id(p) for p in model.deformation.parameters()}  # type: ignore[attr-defined]
+    assert isinstance(model, DeformingAutoencoder) and model.affine_head is not None
+    deform = {id(p) for p in model.deformation.parameters()}
     named = {g["name"]: {id(p) for p in g["params"]} for g in opt.param_groups}
     assert named["deformation"] == deform
-    assert any(
-        p is model.affine_head.weight
-        for g in opt.param_groups
-        if g["name"] == "encoder"  # type: ignore[attr-defined]
-        for p in g["params"]
-    )
+    assert any(p is model.affine_head.weight for g in opt.param_groups if g["name"] == "encoder" for p in g["params"])
 
 
 def test_recipe_options_are_validated() -> None:
