@@ -162,13 +162,13 @@ def write(out: Path, plan: list[Run], figures: dict[str, str], *, command: str, 
         "",
         "- `--appearance-dim 2 --shape-dim 142`: a tiny appearance code (same 144 in all as the published "
         "16 + 128); with 16 the texture decoder reconstructs MNIST alone and the warp stays idle;",
-        "- `--appearance-hold 0.4 --appearance-ramp 0.1`: the appearance code is held at 0 for the first 40 % "
-        "of the steps (the texture decoder can paint only one template per class, so the warp must explain "
-        "every within-class difference), then ramped in linearly over 10 %; `--appearance-dropout` zeroes "
-        "single samples' codes afterwards (0 by default);",
+        "- `--appearance-hold 0.3 --appearance-ramp 0.075`: the appearance code is held at 0 for the first 30 % "
+        "of the steps (1.2 of 4 epochs: the texture decoder can paint only one template per class, so the warp "
+        "must explain every within-class difference), then ramped in linearly over 7.5 % (0.3 epochs); "
+        "`--appearance-dropout` zeroes single samples' codes afterwards (0 by default);",
         "- `--smooth-weight 1.0`: the release's smoothness strength at 32×32, now the same penalty per pixel "
         "of deformation at every size and batch (training/losses.py); `--class-weight 0.05`;",
-        "- `--epochs 3` at batch 64, Adam 2e-4 (betas 0.5, 0.999); `--texture-lr`/`--deformation-lr` scale "
+        "- `--epochs 4` at batch 64, Adam 2e-4 (betas 0.5, 0.999); `--texture-lr`/`--deformation-lr` scale "
         "each decoder's rate and `--affine-stage` trains only the affine head first (affine + integral).",
         "",
         "## Recipe search",

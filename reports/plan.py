@@ -44,8 +44,13 @@ def runs(quick: bool = False) -> list[Run]:
     return [
         Run("class-aware", "class-aware DAE (recipe)", {"variant": "class-aware"}),
         # Shorter, single-seed baselines: what this 2-core machine could train beside the three class-aware seeds.
-        Run("dae", "DAE, no labels (recipe schedule, 1 epoch)", {"variant": "dae", "epochs": 1}, seeds=(0,)),
-        Run("autoencoder", "plain autoencoder (3 epochs, one 144-d code)", {"variant": "autoencoder"}, seeds=(0,)),
+        Run("dae", "DAE, no labels (recipe, 1 epoch)", {"variant": "dae", "epochs": 1}, seeds=(0,)),
+        Run(
+            "autoencoder",
+            "plain autoencoder (1 epoch, one 144-d code)",
+            {"variant": "autoencoder", "epochs": 1},
+            seeds=(0,),
+        ),
         Run(
             "search-published",
             "published: 16-d appearance, no warm-up, 1 epoch",
@@ -76,21 +81,40 @@ def runs(quick: bool = False) -> list[Run]:
         ),
         Run(
             "fashion-class-aware",
-            "class-aware DAE on Fashion-MNIST (recipe)",
-            {"variant": "class-aware", "data": "fashion-mnist"},
+            "class-aware DAE on Fashion-MNIST (recipe, 1 epoch)",
+            {"variant": "class-aware", "data": "fashion-mnist", "epochs": 1},
             seeds=(0,),
             group="fashion",
         ),
         Run(
             "synthetic-dae",
-            "DAE on synthetic warps, 300 steps",
-            {"variant": "dae", "data": "synthetic", "max_steps": 300},
+            "DAE on synthetic warps, 300 steps (smoothness 4.0, no warm-up)",
+            {
+                "variant": "dae",
+                "data": "synthetic",
+                "max_steps": 300,
+                "smooth_weight": 4.0,
+                "appearance_hold": 0.0,
+                "appearance_ramp": 0.0,
+            },
             group="synthetic",
         ),
         Run(
             "intrinsic",
             "intrinsic DAE on synthetic-lit",
-            {"variant": "intrinsic", "data": "synthetic-lit", "max_steps": 600, "shading_dim": 2},
+            # RGB (a grey shading cannot explain colour: the albedo has to), an 8-d albedo code, a 4-d shading
+            # code (height field and light), no warm-up (it would hold every albedo at one value).
+            {
+                "variant": "intrinsic",
+                "data": "synthetic-lit",
+                "channels": 3,
+                "max_steps": 600,
+                "appearance_dim": 8,
+                "shape_dim": 128,
+                "shading_dim": 4,
+                "appearance_hold": 0.0,
+                "appearance_ramp": 0.0,
+            },
             seeds=(0,),
             group="intrinsic",
         ),

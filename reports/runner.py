@@ -26,7 +26,7 @@ def say(line: str) -> None:
 
 
 def _ignored(cfg: TrainConfig) -> set[str]:
-    extra = set()
+    extra = {"epochs"} if cfg.max_steps is not None else set()
     if cfg.variant != "class-aware":
         extra.add("class_weight")
     if cfg.variant != "intrinsic":
