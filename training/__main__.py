@@ -15,7 +15,7 @@ from pathlib import Path
 from training.options import add_arguments, from_namespace
 
 
-def _fit_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _fit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fit", help="train a model", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(p)  # one option per TrainConfig field (training/options.py)
     p.add_argument("--dry-run", action="store_true", help="one step on a few images, to check the set-up")

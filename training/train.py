@@ -311,40 +311,4 @@ def fit(cfg: TrainConfig) -> Path:
     return run
 
 
-def measure_throughput(
-    image_size: int,
-    *,
-    batch_size: int = 64,
-    steps: int = 20,
-    variant: str = "dae",
-    device: str = "cpu",
-    warmup: int = 3,
-) -> float:
-    """Training images/s of full optimiser steps on random images (no data loading), after a warm-up."""
-    seed_everything(0)
-    dev = pick_device(device)
-    cfg = TrainConfig(image_size=image_size, variant=variant)  # type: ignore[arg-type]  # checked by ModelConfig
-    model = build_model(cfg.model_config()).to(dev)
-    opt = build_optimizer(model, cfg)
-    x = torch.rand(batch_size, 1, image_size, image_size, device=dev)
-    labels = torch.randint(0, 10, (batch_size,), device=dev) if variant == "class-aware" else None
-
-    def one() -> None:
-        loss, _ = dae_loss(model(x, labels=labels), x, labels=labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(warmup):
-        one()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        one()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return batch_size * steps / (time.perf_counter() - t0)
-
-
-__all__ = ["Schedule", "TrainConfig", "build_optimizer", "fit", "measure_throughput"]
+__all__ = ["Schedule", "TrainConfig", "build_optimizer", "fit"]
