@@ -31,6 +31,16 @@ def _ignored(cfg: TrainConfig) -> set[str]:
         extra.add("class_weight")
     if cfg.variant != "intrinsic":
         extra |= {"shading_weight", "shading_dim"}
+    if cfg.variant == "autoencoder":  # no warp: the warm-up, the warp losses and the stage do not apply
+        extra |= {
+            "appearance_hold",
+            "appearance_ramp",
+            "appearance_dropout",
+            "affine_stage",
+            "smooth_weight",
+            "bias_weight",
+            "deformation_lr",
+        }
     return _NEUTRAL | extra
 
 
