@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 
 from reports.plan import Run
-from reports.runner import say
+from reports.runner import say, test_split
 from training import figures
 from training.checkpoint import load_model
-from training.data import build_dataset, size
+from training.data import size
 from training.model import Model
 
 ALIGN_CLASS = {"mnist": 3, "fashion-mnist": 9}  # a 3; an ankle boot
@@ -20,15 +20,7 @@ PAIRS = 4
 
 def _test_batch(run: Run, n: int) -> tuple[Tensor, Tensor]:
     cfg = run.config(min(run.metrics))
-    ds = build_dataset(
-        cfg.data,
-        split="test",
-        image_size=cfg.image_size,
-        channels=cfg.channels,
-        data_dir=cfg.data_dir,
-        limit=n,
-        seed=cfg.seed,
-    )
+    ds = test_split(cfg, n)
     items = [ds[i] for i in range(size(ds))]
     return torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items])
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from reports.plan import Run
 from training.checkpoint import load_model
@@ -76,6 +78,19 @@ def train(run: Run, seed: int, *, reuse: bool) -> Path:
     return out
 
 
+def test_split(cfg: TrainConfig, limit: int | None) -> Dataset[dict[str, Tensor]]:
+    """The test split of a run's dataset, built as its training built it."""
+    return build_dataset(
+        cfg.data,
+        split="test",
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        data_dir=cfg.data_dir,
+        limit=limit,
+        seed=cfg.seed,
+    )
+
+
 def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) -> dict[str, float]:
     cfg = run.config(seed)
     path = Path(cfg.out) / "eval.json"
@@ -85,15 +100,7 @@ def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) ->
         if cached.get("limit") == eval_limit:
             return {k: float(v) for k, v in cached["metrics"].items()}
     model, _ = load_model(ckpt)
-    test = build_dataset(
-        cfg.data,
-        split="test",
-        image_size=cfg.image_size,
-        channels=cfg.channels,
-        data_dir=cfg.data_dir,
-        limit=eval_limit,
-        seed=cfg.seed,
-    )
+    test = test_split(cfg, eval_limit)
     t0 = time.perf_counter()
     metrics = evaluate(model, test)
     say(
