@@ -125,7 +125,7 @@ def start(name: str, bundle: Path, work: Path) -> Served:
         cmd = [str(peers_python()), "-m", "bench.peers.lit", "--port", str(port)]
     else:
         raise ValueError(name)
-    proc = Process(cmd, env=env, log=log)
+    proc = Process(cmd, env=env, log=log, group=True)  # LitServe forks workers: stop() ends them all
     url = f"http://127.0.0.1:{port}"
     body = BODY.read_bytes()
     proc.wait_until(lambda: _http_ok(url + "/encode", "POST", body), timeout=120)

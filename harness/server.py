@@ -35,15 +35,22 @@ class StopTimeoutError(RuntimeError):
 
 
 class Process:
-    """A child process whose stdout and stderr go to ``log``; ``stop`` sends SIGTERM and waits."""
+    """A child process whose stdout and stderr go to ``log``; ``stop`` sends SIGTERM and waits.
 
-    def __init__(self, command: Sequence[str], *, env: Mapping[str, str], cwd: Path = REPO, log: Path) -> None:
+    ``group=True``: the child leads its own process group and ``stop`` signals the whole group, then kills
+    whatever of it is left: for servers that fork workers of their own (LitServe's worker processes outlived
+    their parent and spun on the benchmark's cores)."""
+
+    def __init__(
+        self, command: Sequence[str], *, env: Mapping[str, str], cwd: Path = REPO, log: Path, group: bool = False
+    ) -> None:
         self.command = list(command)
         self.log = log
+        self.group = group
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as fh:  # the child keeps its own copy of the descriptor
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-                self.command, cwd=cwd, env=dict(env), stdout=fh, stderr=subprocess.STDOUT
+                self.command, cwd=cwd, env=dict(env), stdout=fh, stderr=subprocess.STDOUT, start_new_session=group
             )
 
     @property
@@ -71,13 +78,25 @@ class Process:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then the exit code; killed and ``StopTimeoutError`` if it is still running after ``timeout``."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
         try:
             return int(self.proc.wait(timeout))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)
             self.proc.wait(10)
             raise StopTimeoutError(f"still running {timeout:g} s after SIGTERM (killed):\n{self.logs(4000)}") from None
+        finally:
+            if self.group:  # the group's stragglers: nothing of it may outlive stop()
+                self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            if self.group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
     def __enter__(self) -> Process:
         return self

@@ -37,8 +37,10 @@ class Engine:
         self.manifest = m = runtime.manifest
         self.pipeline = Pipeline(runtime)
         self.name = settings.model_name or m.name
-        # One thread per queue runs that queue's batch loop (service/batching.py): at least two threads.
-        self.executor = ThreadPoolExecutor(max(2, settings.workers), thread_name_prefix="dae-infer")
+        # Each queue runs ``loops`` batch loops, one worker thread each (service/batching.py).
+        loops = settings.batch_loops or (1 if runtime.primary_provider == "CUDAExecutionProvider" else settings.threads)
+        self.batch_loops = loops
+        self.executor = ThreadPoolExecutor(2 * loops, thread_name_prefix="dae-infer")
         self.latent_parts: list[tuple[str, int]] = [
             (name, size)
             for name, size in (
@@ -55,6 +57,8 @@ class Engine:
             max_wait_s=settings.max_wait_ms / 1000.0,
             queue_size=settings.queue_size,
             executor=self.executor,
+            loops=loops,
+            inline=settings.lone_inline,
             metrics=metrics,
         )
         self.encode_queue = Batcher("encode", self.pipeline.encode, **kw)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.memory import RssSampler, open_fds, rss_bytes
@@ -88,3 +89,23 @@ def test_process_stop_returns_the_code_or_kills_after_the_grace(tmp_path: Path) 
     gone = Process([sys.executable, "-c", "raise SystemExit(3)"], env=dict(os.environ), log=tmp_path / "g.log")
     with pytest.raises(RuntimeError, match="exited with 3"):
         gone.wait_until(lambda: False, 30)
+
+
+def test_a_process_group_stops_with_its_forked_workers(tmp_path: Path) -> None:
+    # A parent that starts a worker which ignores SIGTERM, as LitServe's worker processes outlived the bench.
+    code = (
+        "import subprocess, sys, time; "
+        "w = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)']); "
+        "print('worker', w.pid, flush=True); time.sleep(60)"
+    )
+    parent = Process([sys.executable, "-c", code], env=dict(os.environ), log=tmp_path / "p.log", group=True)
+    parent.wait_until(lambda: "worker" in parent.logs(), 30)
+    worker = int(parent.logs().split()[1])
+    assert parent.stop(10) == -15
+    try:  # killed: gone once the kernel delivers it (a zombie until init reaps it, which counts as gone)
+        psutil.Process(worker).wait(5)
+    except psutil.TimeoutExpired:
+        raise AssertionError(f"worker {worker} outlived its group's stop()") from None
+    except psutil.NoSuchProcess:
+        pass

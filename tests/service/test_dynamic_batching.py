@@ -30,10 +30,11 @@ class Model:
         return {"y": inputs["x"] * 2}, {"double": self.delay_s}
 
 
-def batcher(model: Model, **kw: float) -> tuple[Batcher, Metrics]:
+def batcher(model: Model, loops: int = 1, inline: bool = False, **kw: float) -> tuple[Batcher, Metrics]:
     metrics = Metrics()
     opts = {"max_batch": 8, "max_wait_s": 0.05, "queue_size": 32, **kw}
-    b = Batcher("test", model, executor=ThreadPoolExecutor(1, thread_name_prefix="infer"), metrics=metrics, **opts)  # type: ignore[arg-type]
+    pool = ThreadPoolExecutor(loops, thread_name_prefix="infer")
+    b = Batcher("test", model, executor=pool, loops=loops, inline=inline, metrics=metrics, **opts)  # type: ignore[arg-type]
     return b, metrics
 
 
@@ -150,3 +151,56 @@ def test_stop_finishes_accepted_work_and_refuses_new() -> None:
         assert [r[0]["y"][0, 0] for r in results] == [0, 2, 4]
 
     asyncio.run(main())
+
+
+def test_two_loops_run_two_batches_at_once() -> None:
+    model = Model(delay_s=0.3)
+
+    async def main() -> float:
+        b, _ = batcher(model, loops=2, max_wait_s=0.0, max_batch=1)
+        b.start()
+        far = time.monotonic() + 10
+        t0 = time.monotonic()
+        results = await asyncio.gather(*(b.submit(rows(i, 1), 1, far) for i in range(4)))
+        elapsed = time.monotonic() - t0
+        await b.stop(5)
+        assert [r[0]["y"][0, 0] for r in results] == [0.0, 2.0, 4.0, 6.0]
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    assert len(model.batches) == 4 and len(model.threads) == 2  # four batches of one, on both worker threads
+    assert elapsed < 0.3 * 4 * 0.8, elapsed  # about two batch times, not four
+
+
+def test_a_lone_request_runs_on_the_loop_and_company_goes_to_the_workers() -> None:
+    model = Model()
+
+    async def main() -> None:
+        b, metrics = batcher(model, inline=True, max_wait_s=0.0)
+        b.start()
+        far = time.monotonic() + 10
+        out, info = await b.submit(rows(5, 1), 1, far)  # alone: computed right here
+        assert out["y"][0, 0] == 10.0 and info.batch_images == 1
+        assert model.threads == {threading.current_thread().name}
+        model.threads.clear()
+        results = await asyncio.gather(*(b.submit(rows(i, 1), 1, far) for i in range(6)))  # together: batched
+        assert [r[0]["y"][0, 0] for r in results] == [2.0 * i for i in range(6)]
+        assert all(name.startswith("infer") for name in model.threads)
+        assert metrics.batches.labels("test")._value.get() == len(model.batches)  # inline batches counted too
+        await b.stop(5)
+
+    asyncio.run(main())
+    assert len(model.batches) < 7  # the six that came together shared batches
+
+
+def test_no_inline_run_when_a_wait_for_company_is_configured() -> None:
+    model = Model()
+
+    async def main() -> None:
+        b, _ = batcher(model, inline=True, max_wait_s=0.01)
+        b.start()
+        await b.submit(rows(1, 1), 1, time.monotonic() + 10)
+        await b.stop(5)
+
+    asyncio.run(main())
+    assert all(name.startswith("infer") for name in model.threads)
