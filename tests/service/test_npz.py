@@ -12,21 +12,21 @@ from service.render import npz_bytes
 
 def test_npz_members_are_numpys_own_and_load_back_exactly() -> None:
     rng = np.random.default_rng(0)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "texture": rng.random((3, 1, 32, 32), dtype=np.float32),
         "grid": rng.random((1, 2, 64, 64), dtype=np.float32),
         "shape": rng.random((1, 142), dtype=np.float32),
         "appearance": rng.random((2, 2)),  # float64 in: float32 out, as the service promises
         "strided": rng.random((4, 10), dtype=np.float32)[:, ::3],  # not contiguous
         "vector": rng.random(10, dtype=np.float32),
-        "scalar": np.float32(3.5),  # 0-d stays 0-d
+        "scalar": np.array(3.5, np.float32),  # 0-d stays 0-d
         "empty": np.zeros((0, 3), np.float32),
     }
     data = npz_bytes(arrays)
     ours = zipfile.ZipFile(io.BytesIO(data))
     assert ours.testzip() is None
     reference = io.BytesIO()
-    np.savez(reference, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    np.savez(reference, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})  # type: ignore[arg-type]
     theirs = zipfile.ZipFile(reference)
     assert ours.namelist() == theirs.namelist()
     for name in theirs.namelist():
