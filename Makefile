@@ -68,8 +68,8 @@ stress: $(VENV)/.installed
 	$(PY) -m stress --profile full --out docs --work build/stress-work
 
 # The committed default bundle (models/mnist): the trainer's defaults are the recipe that makes the warp carry
-# shape (training/options.py): class-aware, 2-d appearance, appearance warm-up, 3 epochs on the full MNIST
-# training set (about 45 min of 2 CPU cores alone). Then evaluate, export verified, and check issue 12's
+# shape (training/options.py): class-aware, 2-d appearance, appearance warm-up, 4 epochs on the full MNIST
+# training set (about an hour of 2 CPU cores alone). Then evaluate, export verified, and check issue 12's
 # targets on the exported graphs (exit 1 when one is missed). See models/README.md.
 MNIST_DIR ?= ../shared/data/mnist
 DEFAULT_RUN ?= runs/default

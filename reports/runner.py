@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from reports.plan import Run
 from training.checkpoint import load_model
 from training.data import build_dataset
-from training.evaluate import evaluate
+from training.evaluate import METRICS_VERSION, evaluate
 from training.options import TrainConfig
 from training.train import fit
 
@@ -97,7 +97,7 @@ def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) ->
     ckpt = Path(cfg.out) / "last.pt"
     if reuse and path.is_file() and path.stat().st_mtime >= ckpt.stat().st_mtime:
         cached: dict[str, Any] = json.loads(path.read_text())
-        if cached.get("limit") == eval_limit:
+        if cached.get("limit") == eval_limit and cached.get("metrics_version") == METRICS_VERSION:
             return {k: float(v) for k, v in cached["metrics"].items()}
     model, _ = load_model(ckpt)
     test = test_split(cfg, eval_limit)
@@ -107,7 +107,8 @@ def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) ->
         f"evaluated {run.name} seed {seed} in {time.perf_counter() - t0:.0f} s: "
         + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not k.startswith("swap_") or k == "swap_ratio")
     )
-    path.write_text(json.dumps({"limit": eval_limit, "metrics": metrics}, indent=1) + "\n")
+    record = {"limit": eval_limit, "metrics_version": METRICS_VERSION, "metrics": metrics}
+    path.write_text(json.dumps(record, indent=1) + "\n")
     return metrics
 
 

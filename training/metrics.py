@@ -126,7 +126,16 @@ def epe_px(a: Tensor, b: Tensor) -> float:
     return float((to_px(a - b) ** 2).sum(1).sqrt().mean())
 
 
-def centred_epe(pred: Tensor, true: Tensor, labels: Tensor) -> dict[str, float]:
+def visible(images: Tensor, radius: int = 2, level: float = 0.05) -> Tensor:
+    """``(n, N, N)`` bool: pixels within ``radius`` of image content (any channel above ``level``). Only there
+    does a deformation change the image: on a flat black background every grid gives the same picture, so no
+    method can read the warp there from the image, and only the smoothness prior fills it in."""
+    content = images.amax(1, keepdim=True) > level
+    k = 2 * radius + 1
+    return torch.nn.functional.max_pool2d(content.float(), k, 1, radius)[:, 0] > 0
+
+
+def centred_epe(pred: Tensor, true: Tensor, labels: Tensor, seen: Tensor | None = None) -> dict[str, float]:
     """Deformation error with the template frame factored out, beside the zero-deformation baseline.
 
     ``deformation_epe_centred_px``: each grid minus its class mean (prediction and truth alike), compared.
@@ -134,9 +143,13 @@ def centred_epe(pred: Tensor, true: Tensor, labels: Tensor) -> dict[str, float]:
     takes the predicted deviations into the true frame, so a template learnt zoomed or rotated is not punished;
     mapping *prediction → truth* keeps it honest: a constant prediction maps to 0 and scores the baseline.
     ``deformation_epe_zero_px``: the centred truth against 0 (a model whose grid ignores the image).
+    With ``seen`` (``(n, N, N)`` bool, see :func:`visible`), ``deformation_epe_centred_visible_px`` and
+    ``deformation_epe_zero_visible_px``: the same two over the pixels where the image shows the warp.
     """
     errs = {"centred": 0.0, "frame": 0.0, "zero": 0.0}
+    vis = {"centred": 0.0, "zero": 0.0}
     n_all = labels.shape[0]
+    n_seen = 0.0
     for c in labels.unique().tolist():
         sel = labels == c
         p = pred[sel] - pred[sel].mean(0, keepdim=True)
@@ -149,7 +162,15 @@ def centred_epe(pred: Tensor, true: Tensor, labels: Tensor) -> dict[str, float]:
         m = torch.linalg.lstsq(pv, tv).solution if float(pv.abs().sum()) > EPS else torch.zeros(2, 2).double()
         mapped = (pv @ m).float().reshape(p.shape[0], p.shape[2], p.shape[3], 2).permute(0, 3, 1, 2)
         errs["frame"] += epe_px(mapped, t) * n
-    return {f"deformation_epe_{k}_px": v / n_all for k, v in errs.items()}
+        if seen is not None:
+            mask = seen[sel]
+            vis["centred"] += float((to_px(p - t) ** 2).sum(1).sqrt()[mask].sum())
+            vis["zero"] += float((to_px(t) ** 2).sum(1).sqrt()[mask].sum())
+            n_seen += float(mask.sum())
+    out = {f"deformation_epe_{k}_px": v / n_all for k, v in errs.items()}
+    if seen is not None and n_seen:
+        out.update({f"deformation_epe_{k}_visible_px": v / n_seen for k, v in vis.items()})
+    return out
 
 
 def scale_invariant_mse(pred: Tensor, target: Tensor) -> float:
@@ -189,4 +210,5 @@ __all__ = [
     "template_purity",
     "texture_variance_ratio",
     "to_px",
+    "visible",
 ]

@@ -206,6 +206,8 @@ def test_ground_truth_errors_are_zero_when_the_model_recovers_it(variant: str) -
     assert real["deformation_error_px"] > 0.1 and real["deformation_error_identity_px"] > 0.1
     oracle = evaluate(model, _GroundTruth(model, items))
     assert oracle["deformation_error_px"] == pytest.approx(0.0, abs=1e-4)
+    assert oracle["deformation_epe_centred_visible_px"] == pytest.approx(0.0, abs=1e-4)
+    assert real["deformation_epe_zero_visible_px"] > 0.1  # the truth does move the visible pixels
     assert oracle["texture_mse"] == pytest.approx(0.0, abs=1e-10)
     if variant == "intrinsic":
         assert oracle["albedo_si_mse"] == pytest.approx(0.0, abs=1e-10)  # off by 2x, scale-invariant: 0
@@ -234,3 +236,14 @@ def test_cli_writes_metrics_json_for_a_checkpoint(tmp_path: Path, mnist_dir: Pat
 def test_cli_reports_a_missing_checkpoint_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["evaluate", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_visible_is_the_content_grown_by_the_radius() -> None:
+    from training.metrics import visible
+
+    images = torch.zeros(1, 3, 16, 16)
+    images[0, 2, 8, 8] = 1.0  # one bright pixel in one channel
+    seen = visible(images, radius=2)
+    assert seen.shape == (1, 16, 16) and int(seen.sum()) == 25  # a 5x5 square around it
+    assert bool(seen[0, 6, 6]) and bool(seen[0, 10, 10]) and not bool(seen[0, 5, 8])
+    assert int(visible(torch.zeros(1, 1, 8, 8)).sum()) == 0
