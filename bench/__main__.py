@@ -4,8 +4,10 @@
     python -m bench --profile ci --out build/bench-ci  # make bench-ci: tiny settings, well under a minute
     python -m bench --profile full --only model training --out /tmp/b
 
-Raw numbers go to ``WORK/result.json`` (``--work``, default ``build/bench``), the report to
-``OUT/benchmarks.md`` and its figures to ``OUT/figures/bench_*.png``.
+Raw numbers go to ``OUT/benchmarks.json`` (and ``WORK/result.json``), the report to ``OUT/benchmarks.md`` and
+its figures to ``OUT/figures/bench_*.png``. With ``--only``, the parts not run are taken from an earlier
+``OUT/benchmarks.json`` of the same profile, so rerunning one part updates its section and keeps the others;
+the report says when each part was measured, and by which command.
 """
 
 from __future__ import annotations
@@ -131,11 +133,31 @@ def run(profile: str, out: Path, work: Path, only: tuple[str, ...] = PARTS, prog
         say("[bench] Open Inference Protocol vs REST")
         result["oip"] = bench_oip(bundle_for(32, bundles), work, OipSettings(**p.oip), progress)
     result["wall_s"] = time.perf_counter() - t0
+    result["parts"] = {part: {"started": result["started"], "command": result["command"]} for part in only}
+    merge_earlier(result, out / "benchmarks.json", only, say)
     work.mkdir(parents=True, exist_ok=True)
     (work / "result.json").write_text(json.dumps(result, indent=1))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.json").write_text(json.dumps(result, indent=1) + "\n")
     report = write_report(result, out)
     say(f"[bench] wrote {report} in {result['wall_s']:.0f} s")
     return report
+
+
+def merge_earlier(result: dict[str, Any], earlier: Path, only: tuple[str, ...], say: Any) -> None:
+    """Fill the parts not run now from an earlier result of the same profile (kept with their dates)."""
+    if set(only) >= set(PARTS) or not earlier.is_file():
+        return
+    old = json.loads(earlier.read_text())
+    if old.get("profile") != result["profile"]:
+        say(f"[bench] {earlier} is of profile {old.get('profile')!r}: its parts are not merged")
+        return
+    old_parts = old.get("parts") or {p: {"started": old["started"], "command": old["command"]} for p in PARTS}
+    for part in PARTS:
+        if part not in only and part in old:
+            result[part] = old[part]
+            result["parts"][part] = old_parts.get(part, {"started": old["started"], "command": old["command"]})
+            say(f"[bench] {part}: kept from {result['parts'][part]['started']}")
 
 
 def main(argv: list[str] | None = None) -> None:

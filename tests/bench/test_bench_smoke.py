@@ -72,6 +72,15 @@ def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
     oip = result["oip"]["rows"]  # every protocol answered, all 200
     assert {r["protocol"] for r in oip} == {"rest-png", "oip-binary", "oip-json"}
     assert all(r["requests"] > 0 and not r["non_2xx"] for r in oip)
+    # Rerunning one part keeps the others from OUT/benchmarks.json and says when each was measured.
+    earlier = json.loads((tmp_path / "docs" / "benchmarks.json").read_text())
+    again = run("ci", tmp_path / "docs", tmp_path / "work2", only=("training",), progress=False).read_text()
+    merged = json.loads((tmp_path / "docs" / "benchmarks.json").read_text())
+    assert merged["model"] == earlier["model"] and merged["http"] == earlier["http"]
+    assert merged["training"] != earlier["training"]  # measured again
+    assert "## HTTP: floor, service, peers (wrk)" in again and "## Model in process" in again
+    if merged["parts"]["training"]["started"] != merged["parts"]["model"]["started"]:  # a minute apart
+        assert "Parts measured:" in again
 
 
 def test_release_integrator_equals_cumsum() -> None:
