@@ -14,21 +14,22 @@ from __future__ import annotations
 REASONS: dict[str, str] = {
     "service throughput at 64 clients ≥ 70 % of in-process onnxruntime's best": (
         "the service is bound by per-request Python work, not by the model. In process, the 32×32 encoder runs "
-        "thousands of images/s at large batches; behind HTTP each request costs about 2 ms of event-loop CPU "
-        "(py-spy: uvicorn's h11 parser, Starlette's multipart parser, FastAPI dependency solving, the pydantic "
-        "response model and JSON encoding, the request middleware and Prometheus updates) plus a PNG decode in "
-        "the decode pool, all on the same 2 cores as the load generator. The `busy` column shows the model "
+        "thousands of images/s at large batches; behind HTTP each request costs event-loop CPU (httptools "
+        "parsing, Starlette's multipart parser for these multipart uploads, the JSON answer, metrics and the "
+        "access log) plus a PNG decode in a worker, all on the same 2 cores as the Python load generator. "
+        "The `busy` column shows the model "
         "idle most of the time. Several images per request amortise that cost, which is why those rows do "
         "better, and /reconstruct (heavier decoders) comes closer than /encode. What is left needs more cores "
         "than one event loop can use: several server processes (the compose `scaled` profile, one replica per "
-        "core) or clients that send several images per request. uvloop + httptools (uvicorn[standard]) made no "
-        "difference we could tell from the noise on this machine."
+        "core) or clients that send several images per request."
     ),
     "service p50 at 1 client ≤ in-process batch-1 latency + 3 ms": (
-        "the batcher adds no wait by default (`DAE_MAX_WAIT_MS=0`: a lone request starts at once; mode "
-        "`on-wait2` shows what a 2 ms wait per queue costs, see the `queue ms` column). What remains is the "
-        "HTTP path itself (about 2 ms of Python per request, see above) and two thread hand-offs (decode "
-        "pool, inference pool), which on a shared, loaded 2-core machine cost a scheduler quantum each."
+        "the batcher adds no wait by default (`DAE_MAX_WAIT_MS=0`: a lone request runs at once, on the event "
+        "loop, with no hand-off to a worker thread); mode `on-wait2` shows what a 2 ms wait per queue costs "
+        "(see the `queue ms` column: a positive wait also turns the inline run off, every request waits for "
+        "company). Modes `on` and `off` take the same path at one client (a batch of one, inline), so a gap "
+        "between them is the shared machine's noise. What remains is HTTP, PNG decoding and the answer "
+        "(about 1 ms of Python per /reconstruct, see the HTTP section)."
     ),
     "onnxruntime ≥ 1.5 × PyTorch eager at batch 1": (
         "expected for the `warp` graph only, which is two CumSums, a Clip and one GridSample: in eager PyTorch "
@@ -55,10 +56,16 @@ FINDINGS: list[str] = [
     "while the other side runs; on 2 shared cores that made eager PyTorch about 5× slower at batch 1 "
     "(120 ms vs 23 ms for encode + forward). Every measurement here runs with spinning off on both sides "
     "(`session.intra_op.allow_spinning=0`, which the service also sets, and `OMP_WAIT_POLICY=PASSIVE`).",
-    "- **The service at one client** (py-spy, /encode, batching on): the event loop is busy about 30 % of the "
-    "wall time, about 2 ms per request, spread over uvicorn/h11, the multipart parser, FastAPI's dependency "
-    "solving, pydantic and JSON; the inference and decode threads are almost always waiting. The rest of the "
-    "latency is thread hand-offs (and, in mode `on-wait2`, the batcher's 2 ms wait per queue).",
+    "- **The service at one client** (py-spy, /encode, raw PNG body): a lone request runs on the event loop "
+    "(no thread hand-off); of the loop's time uvicorn writing the answer takes about a quarter, httptools "
+    "parsing a tenth, the rest is the use case: PNG decoding (0.13-0.18 ms), the encoder (about 0.2 ms at "
+    "batch 1), softmax and the latent code (0.03 ms each), metrics and the access log.",
+    "- **Two batches at once** (`DAE_BATCH_LOOPS`, one per core on CPU): two concurrent `session.run` of the "
+    "fused decoder do about 900-1000 images/s on the 2 cores where one run on 2 intra-op threads does "
+    "530-660 (batch 1 to 16): the small graphs do not split well over intra-op threads.",
+    "- **The .npz**: `np.savez` of /reconstruct's nine arrays took about 0.4 ms, half of the event loop's "
+    "time per request at 16 connections (py-spy); the service writes the same members in one pass in "
+    "0.08 ms (service/render.py).",
     "- **The service under load**: `busy` stays well below 1 for /encode, so more clients add queueing, not "
     "throughput; the one event loop is the bottleneck. For /reconstruct the four graphs are a larger share.",
     "- **Pictures cost more than the model**: the default /reconstruct (JSON with every picture as a PNG) "

@@ -82,22 +82,21 @@ def targets(http: dict[str, Any]) -> list[tuple[str, str, float, float]]:
 # ``python -m service`` under wrk; Server-Timing of single requests). Printed only for targets this run missed.
 WHY: dict[str, str] = {
     "1 connection": (
-        "At one connection nothing batches, and the service pays for what makes it scale: each request is handed "
-        "to its queue's worker thread and back (a condition-variable wake-up and a self-pipe wake-up of the event "
-        "loop, two more for /reconstruct's two queues, each a scheduler round trip on 2 cores shared with the "
-        "load generator and the rest of the machine), where the minimal server runs Pillow and `session.run` "
-        "inline on its event loop. Server-Timing of one /reconstruct at a time (median of 250): queue-encode "
-        "0.05 ms, PNG decoding 0.24, encoder 0.30, queue-decode 0.12, fused decoder 2.31, of 4.5 ms seen by the "
-        "client; the rest is HTTP, the .npz (np.savez, 0.2-0.4 ms) and the hops. Running a lone request inline "
-        "on the event loop was tried (an idle batcher ran it at once): no gain we could tell from the noise at 1 "
-        "connection, and at 16 it halved /encode (every request became a batch of one: a request running on "
-        "the loop keeps the others from even arriving); a variant that looked for overlap (every 50 ms one "
-        "request through the worker, batching for 1 s once requests overlapped) gained nothing measurable at "
-        "1 connection either and lost at 16, so neither is in the service."
+        "At one connection nothing batches. A request that is alone runs its batch of one on the event loop "
+        "(`DAE_LONE_INLINE`, service/batching.py), as the minimal server runs every request: no hand-off to a "
+        "worker thread and back (a condition-variable wake-up and a wake-up of the loop, about 0.05 ms each on "
+        "2 idle cores, more on a loaded machine); what is left is the same work as the minimal server's plus "
+        "the service's own: the latent code, Server-Timing, metrics and one access-log line per request. "
+        "py-spy of /encode at one connection: the loop's time goes to uvicorn writing the answer (26 %), the "
+        "use case (PNG decoding 0.13-0.18 ms, the encoder 0.19-0.22 ms at batch 1 on 2 intra-op threads, "
+        "softmax and the latent code 0.03 ms each), httptools parsing (12 %)."
     ),
     "in-process": (
-        "The same hops as at one connection, plus HTTP and the .npz rendering, against onnxruntime alone on the "
-        "same batch: at batch 1 the decoder's 2.3 ms leaves about 1.5 ms of the 4.5 ms to everything else."
+        "At batch 1 onnxruntime alone does the encoder and the fused decoder in about 2.1-2.2 ms; the service "
+        "adds HTTP (the floor answers /reconstruct in about 0.2 ms), PNG decoding (0.13-0.18 ms), the .npz of "
+        "nine arrays (0.08 ms since it is written in one pass; np.savez took 0.4 ms), the latent code and "
+        "27 kB on the socket, about 0.7 ms in all; 0.8 would leave 0.55 ms. The minimal server, which does "
+        "less, lands at about the same ratio."
     ),
     "storm": (
         "Under a storm the event loop is the scarce resource, not the model. py-spy at 512 connections of "
@@ -111,19 +110,19 @@ WHY: dict[str, str] = {
     ),
     "floor": (
         "Against the floor the service pays for the model and for the image: per request it decodes a PNG with "
-        "Pillow (0.1-0.24 ms), runs the encoder (0.24-0.30 ms at batch 1, about 0.12 ms per image at batch 16), "
-        "builds the latent code and the JSON; the floor does none of that (0.15-0.2 ms of CPU per request). At "
-        "16 connections the cores column says the rest: the service used about 1 core for ~1,500 req/s, 0.7 ms "
-        "of CPU per request, in one process whose event loop and batch thread share the GIL; at one connection "
-        "add the thread hops above. The next step is more processes (one event loop per core), which this "
-        "benchmark does not use: the floor is one process too."
+        "Pillow (0.13-0.18 ms), runs the encoder (about 0.2 ms at batch 1, about 0.06 ms per image at batch "
+        "16), builds the latent code and the JSON; the floor does none of that (0.15-0.2 ms of CPU per "
+        "request). At 16 connections the cores column says the rest: one event loop, about one core. The next "
+        "step is more processes (one event loop per core), which this benchmark does not use: the floor is one "
+        "process too."
     ),
-    "litserve": (
-        "/reconstruct at 16 connections is the model's own cost: the decoder needs about 2 ms of CPU per image "
-        "even at batch 16 (26-31 ms per batch of 16 in process: it does not batch better on 2 cores), so every "
-        "server meets the same ceiling of roughly 2 cores ÷ 2 ms, and a 1.5× lead over a server that runs the "
-        "same graphs is out of reach; LitServe batches too (max 32, 1 ms), the minimal server gets its "
-        "parallelism from onnxruntime's 2 intra-op threads."
+    "minimal-16": (
+        "At 16 connections the two cores are full: the service's processes use 1.2 (/encode: one event loop "
+        "saturated, the encoder a small share) to 1.8 cores (/reconstruct: two decoder batches at once, "
+        "`DAE_BATCH_LOOPS`), and wrk takes the rest. The minimal server leaves cores idle (its one event loop "
+        "waits in `session.run`, about 1.1-1.3 cores) but also spends nothing on batching, metrics, latent "
+        "codes or logs, so the lead is 1.4-1.5x rather than the ratio of cores. More needs another event loop "
+        "(a second process on the same port) or a lighter decoder; the latter would speed the peers up too."
     ),
 }
 
@@ -138,8 +137,8 @@ def _why(name: str, what: str) -> list[str]:
         return [WHY["floor"], *([WHY["1 connection"]] if one else [])]
     if one:
         return [WHY["1 connection"]]
-    if "reconstruct" in what:
-        return [WHY["litserve"]]
+    if "16 connections" in name:
+        return [WHY["minimal-16"]]
     return []
 
 
