@@ -14,8 +14,9 @@ One ``Batcher`` per queue (the service has two: ``encode`` for images, ``decode`
   starve it: the loop's batcher task ran once per loop iteration, after every pending socket), and the loop
   only appends items and receives one callback per batch with every caller's result;
 - a request that is alone (nothing else submitted, queued or computed in this queue, checked again after one
-  pass of the event loop) runs its batch of one on the event loop itself, as a minimal server would: no
-  hand-off to a worker and back (``inline``; under load nothing is alone and everything batches);
+  pass of the event loop) and small (``INLINE_MAX_ROWS``) runs its batch of one on the event loop itself, as a
+  minimal server would: no hand-off to a worker and back (``inline``; under load nothing is alone and
+  everything batches; a big item would hold the loop too long and always goes to a worker);
 - an item may be a ``Prepare`` callable (e.g. "decode these PNGs") that the worker runs next to the model, so
   image decoding costs no hop of its own; an item whose preparation fails (a bad image) fails alone;
 - an item may go on to a ``Then`` (another queue, and how its outputs become that queue's inputs): the worker
@@ -53,6 +54,9 @@ RunFn = Callable[[Arrays], tuple[Arrays, dict[str, float]]]
 # An item's inputs built in the worker thread (decoding its images); a ServiceError fails that item only.
 Prepare = Callable[[], Arrays]
 TICK_S = 0.005
+# A lone item runs on the event loop only up to this many rows: a big one (an interpolation's 64 frames, a
+# request of many images) would hold the loop for up to a hundred milliseconds; it goes to a worker.
+INLINE_MAX_ROWS = 4
 log = logging.getLogger("service.batching")
 # Per item: its outputs, or the error it gets.
 Outcome = tuple[Arrays, None] | tuple[None, ServiceError]
@@ -152,7 +156,7 @@ class Batcher:
             raise NotReadyError("the service is shutting down: not accepting new work", "draining")
         self._submitting += 1
         try:
-            if self._alone():
+            if n <= INLINE_MAX_ROWS and self._alone():
                 await asyncio.sleep(0)  # one pass of the loop: requests that arrived with this one get here too
                 if self._alone() and time.monotonic() < deadline:
                     return await self._here(inputs, n, deadline, then, time.monotonic())

@@ -193,6 +193,20 @@ def test_a_lone_request_runs_on_the_loop_and_company_goes_to_the_workers() -> No
     assert len(model.batches) < 7  # the six that came together shared batches
 
 
+def test_a_big_lone_item_goes_to_a_worker_not_the_loop() -> None:
+    model = Model()
+
+    async def main() -> None:
+        b, _ = batcher(model, inline=True, max_wait_s=0.0)
+        b.start()
+        out, _ = await b.submit(rows(0, 6), 6, time.monotonic() + 10)  # alone, but more than INLINE_MAX_ROWS
+        assert out["y"][:, 0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+        await b.stop(5)
+
+    asyncio.run(main())
+    assert all(name.startswith("infer") for name in model.threads)
+
+
 def test_no_inline_run_when_a_wait_for_company_is_configured() -> None:
     model = Model()
 
