@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
     deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
     max_inflight: int = Field(default=128, ge=1)  # product requests in progress at once; beyond: 429 at once
-    # Batches each queue runs at once, each in its own worker thread. 0: one per CPU core on CPU, where two
+    # Batches each queue runs at once, each in its own worker thread. 0: one per CPU core (at most 4) on CPU, where two
     # concurrent runs of a small graph do ~1.7x the images/s of one run on two intra-op threads
     # (docs/benchmarks.md), and 1 on CUDA, where one stream is kept busy by bigger batches.
     batch_loops: int = Field(default=0, ge=0, le=64)
