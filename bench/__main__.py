@@ -152,11 +152,12 @@ def merge_earlier(result: dict[str, Any], earlier: Path, only: tuple[str, ...], 
     if old.get("profile") != result["profile"]:
         say(f"[bench] {earlier} is of profile {old.get('profile')!r}: its parts are not merged")
         return
-    old_parts = old.get("parts") or {p: {"started": old["started"], "command": old["command"]} for p in PARTS}
+    whole_run = {"started": old["started"], "command": old["command"]}  # an earlier result without "parts"
+    old_parts = old.get("parts") or {}
     for part in PARTS:
         if part not in only and part in old:
             result[part] = old[part]
-            result["parts"][part] = old_parts.get(part, {"started": old["started"], "command": old["command"]})
+            result["parts"][part] = old_parts.get(part, whole_run)
             say(f"[bench] {part}: kept from {result['parts'][part]['started']}")
 
 

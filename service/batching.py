@@ -125,7 +125,7 @@ class Batcher:
         self._batch_s = 0.01  # moving average of one batch's run time, for Retry-After
         self.inline = inline and max_wait_s == 0  # a positive wait asks every request to wait for company
         self._submitting = 0  # submit() calls in progress (event loop only)
-        self._running = 0  # batches being computed (workers under the lock; the loop's inline run)
+        self._running = 0  # batches being computed (workers and the loop's inline run; under the lock)
         if metrics is not None:  # resolve the labelled children once, not per request
             self._m_batch_size = metrics.batch_size.labels(name)
             self._m_batches = metrics.batches.labels(name)
@@ -321,13 +321,14 @@ class Batcher:
                 err = e if isinstance(e, ServiceError) else ServiceError(f"inference failed in {self.name}: {e}")
                 results = [(None, err) if r[1] is None else r for r in results]
             else:
-                if len(ready) == 1:
+                if len(ready) == 1:  # a batch of one keeps its arrays whole
                     results[ready[0][0]] = (outputs, None)
                     total = len(next(iter(ready[0][1].values())))
-                for k, inputs in ready if len(ready) > 1 else ():
-                    n = len(next(iter(inputs.values())))
-                    results[k] = ({key: v[total : total + n] for key, v in outputs.items()}, None)
-                    total += n
+                else:
+                    for k, inputs in ready:
+                        n = len(next(iter(inputs.values())))
+                        results[k] = ({key: v[total : total + n] for key, v in outputs.items()}, None)
+                        total += n
         elapsed = time.monotonic() - start
         self._batch_s = 0.8 * self._batch_s + 0.2 * elapsed
         self._account(batch, start, stages, total)
@@ -367,11 +368,13 @@ class Batcher:
         together see each other first): under load every request goes to the workers and batches."""
         loop = asyncio.get_running_loop()
         item = _Item(inputs, n, deadline, loop.create_future(), enqueued)
-        self._running += 1
+        with self._cv:  # the workers change the count too
+            self._running += 1
         try:
             results, stages, total, start = self._compute([item])
         finally:
-            self._running -= 1
+            with self._cv:
+                self._running -= 1
         out, err = results[0]
         if err is not None:
             raise err

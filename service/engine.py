@@ -41,7 +41,6 @@ class Engine:
         # Auto: one per core on CPU, at most 4 (more loops split the load into ever smaller batches), 1 on CUDA.
         cuda = runtime.primary_provider == "CUDAExecutionProvider"
         loops = settings.batch_loops or (1 if cuda else min(settings.threads, 4))
-        self.batch_loops = loops
         self.executor = ThreadPoolExecutor(2 * loops, thread_name_prefix="dae-infer")
         self.latent_parts: list[tuple[str, int]] = [
             (name, size)

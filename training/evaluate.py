@@ -266,22 +266,21 @@ def intrinsic_metrics(c: Collected) -> dict[str, float]:
     truth = c.truth
     gt_grid = truth.get("grid")
     for key, pred in (("albedo", c.albedo), ("shading", c.shading)):
-        if pred is not None and key in truth:
-            seen = warp(pred, c.grids) if c.grids is not None else pred
-            gt = warp(truth[key], gt_grid) if gt_grid is not None else truth[key]
-            out[f"{key}_mse"] = float(((seen - gt) ** 2).mean())
-            out[f"{key}_si_mse"] = M.scale_invariant_mse(seen, gt)
-    if c.albedo is not None and "albedo" in truth:
-        gt = warp(truth["albedo"], gt_grid) if gt_grid is not None else truth["albedo"]
-        # Constant shading: the albedo is the image itself and the shading is flat.
-        out["albedo_si_mse_flat"] = M.scale_invariant_mse(c.images, gt)
-        out["albedo_spread"] = M.ratio(
-            M.ClassMoments.of(c.albedo, c.labels).pooled_variance(),
-            M.ClassMoments.of(truth["albedo"], c.labels).pooled_variance(),
-        )
-    if c.shading is not None and "shading" in truth:
-        gt = warp(truth["shading"], gt_grid) if gt_grid is not None else truth["shading"]
-        out["shading_si_mse_flat"] = M.scale_invariant_mse(torch.ones_like(gt), gt)
+        if pred is None or key not in truth:
+            continue
+        seen = warp(pred, c.grids) if c.grids is not None else pred
+        gt = warp(truth[key], gt_grid) if gt_grid is not None else truth[key]
+        out[f"{key}_mse"] = float(((seen - gt) ** 2).mean())
+        out[f"{key}_si_mse"] = M.scale_invariant_mse(seen, gt)
+        if key == "albedo":
+            # Constant shading: the albedo is the image itself and the shading is flat.
+            out["albedo_si_mse_flat"] = M.scale_invariant_mse(c.images, gt)
+            out["albedo_spread"] = M.ratio(
+                M.ClassMoments.of(pred, c.labels).pooled_variance(),
+                M.ClassMoments.of(truth["albedo"], c.labels).pooled_variance(),
+            )
+        else:
+            out["shading_si_mse_flat"] = M.scale_invariant_mse(torch.ones_like(gt), gt)
     return out
 
 

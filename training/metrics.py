@@ -155,8 +155,10 @@ def centred_epe(pred: Tensor, true: Tensor, labels: Tensor, seen: Tensor | None 
         p = pred[sel] - pred[sel].mean(0, keepdim=True)
         t = true[sel] - true[sel].mean(0, keepdim=True)
         n = int(sel.sum())
-        errs["centred"] += epe_px(p, t) * n
-        errs["zero"] += epe_px(torch.zeros_like(t), t) * n
+        centred = (to_px(p - t) ** 2).sum(1).sqrt()  # (n, N, N) end-point distances, what epe_px averages
+        zero = (to_px(t) ** 2).sum(1).sqrt()
+        errs["centred"] += float(centred.mean()) * n
+        errs["zero"] += float(zero.mean()) * n
         pv = p.permute(0, 2, 3, 1).reshape(-1, 2).double()
         tv = t.permute(0, 2, 3, 1).reshape(-1, 2).double()
         m = torch.linalg.lstsq(pv, tv).solution if float(pv.abs().sum()) > EPS else torch.zeros(2, 2).double()
@@ -164,8 +166,8 @@ def centred_epe(pred: Tensor, true: Tensor, labels: Tensor, seen: Tensor | None 
         errs["frame"] += epe_px(mapped, t) * n
         if seen is not None:
             mask = seen[sel]
-            vis["centred"] += float((to_px(p - t) ** 2).sum(1).sqrt()[mask].sum())
-            vis["zero"] += float((to_px(t) ** 2).sum(1).sqrt()[mask].sum())
+            vis["centred"] += float(centred[mask].sum())
+            vis["zero"] += float(zero[mask].sum())
             n_seen += float(mask.sum())
     out = {f"deformation_epe_{k}_px": v / n_all for k, v in errs.items()}
     if seen is not None and n_seen:
