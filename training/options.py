@@ -54,7 +54,9 @@ class TrainConfig:
     # model
     variant: Variant = _opt("dae", "model family")
     warp: WarpKind = _opt("integral", "deformation: integral grid, or an affine head on top of it")
-    norm: NormKind = _opt("instance", "normalisation layers")
+    norm: NormKind = _opt(
+        "instance", "normalisation layers; batch for colour data (instance norm removes each image's colour)"
+    )
     appearance_dim: int = _opt(2, "appearance (texture) latent; small, so shape has to go through the warp")
     shape_dim: int = _opt(142, "shape (deformation) latent")
     shading_dim: int = _opt(16, "intrinsic only: shading latent")

@@ -4,7 +4,7 @@ Two datasets, both generated on the fly from ``np.random.default_rng([seed, spli
 the same on every machine, and any length costs nothing up front)::
 
     SyntheticWarpDataset("train", image_size=32)   # 10 base textures (label = which), random smooth warps
-    SyntheticLitDataset("test", channels=3)        # 6 height fields, random light, random smooth albedo
+    SyntheticLitDataset("test", channels=3)        # 6 height fields, random light, two-colour albedo
 
 Items: ``image``, ``label``, ``grid`` (2, N, N) and ``texture`` (C, N, N) with
 ``training.warp.warp(texture, grid) == image``; the lit set adds ``albedo`` (C, N, N), ``shading`` (1, N, N)
@@ -269,15 +269,19 @@ def random_light(rng: np.random.Generator, max_zenith_deg: float = 60.0) -> np.n
 
 
 def random_albedo(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
-    """A smooth random pattern (C, N, N) in [0.3, 1]: a few low-frequency plane waves per channel."""
+    """A two-colour gradient (C, N, N) in [0.3, 1]: ``a + (b - a) * t`` with ``t`` one gentle plane wave.
+
+    Nine numbers per image (two colours and the wave's direction, frequency and phase), so an albedo code of
+    about that size can hold it; a family with dozens of free numbers per image (independent waves in each
+    channel) cannot be told apart from shading by any small code, and then no decomposition can beat the
+    image itself. Along the gradient the *colour* changes, which a grey shading cannot do: that is what lets
+    an intrinsic model tell albedo from shading at all.
+    """
     X, Y = _coords(size)
-    out = np.empty((channels, size, size))
-    for c in range(channels):
-        amp = rng.uniform(0.2, 1.0, size=3)
-        freq = rng.uniform(-math.pi, math.pi, size=(3, 2))  # at most one period across the image
-        phase = rng.uniform(0, 2 * math.pi, size=3)
-        wave = sum(a * np.sin(f[0] * X + f[1] * Y + p) for a, f, p in zip(amp, freq, phase, strict=True))
-        out[c] = 0.3 + 0.7 * (wave / amp.sum() + 1.0) / 2.0
+    a, b = rng.uniform(0.3, 1.0, size=(2, channels))
+    freq = rng.uniform(-math.pi / 2, math.pi / 2, size=2)  # at most half a period across the image
+    t = (np.sin(freq[0] * X + freq[1] * Y + rng.uniform(0, 2 * math.pi)) + 1.0) / 2.0
+    out: np.ndarray = a[:, None, None] + (b - a)[:, None, None] * t[None]
     return out
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from reports.__main__ import main
-from reports.page import verdict
+from reports.page import intrinsic_target_lines, verdict
 from reports.plan import Run
 
 FIGURES = (
@@ -96,3 +96,23 @@ def test_verdict_reads_the_numbers() -> None:
     assert verdict(by).startswith("**Does not hold here**")
     del by["dae"]
     assert verdict(by).startswith("Not measured")
+
+
+def test_intrinsic_targets_need_a_margin_over_each_baseline() -> None:
+    run = _run(
+        "intrinsic",
+        albedo_si_mse=0.007,
+        albedo_si_mse_flat=0.021,
+        shading_si_mse=0.0153,
+        shading_si_mse_flat=0.0254,
+        deformation_epe_centred_px=1.5553,  # an idle warp: 0.1 % below zero deformation is a tie, not a pass
+        deformation_epe_zero_px=1.557,
+        albedo_spread=0.9,
+    )
+    rows = intrinsic_target_lines(run)[2:]  # after the header and the separator
+    assert [row.rstrip(" |").rsplit("| ", 1)[1] for row in rows] == ["yes", "yes", "**no**", "yes"]
+    assert rows[0].startswith("| albedo SI-MSE") and "| 0.33 |" in rows[0]
+    assert rows[2].startswith("| centred EPE") and "| 1.00 |" in rows[2]
+    grey = _run("intrinsic", albedo_si_mse=0.03, albedo_si_mse_flat=0.02, albedo_spread=0.0)
+    lines = intrinsic_target_lines(grey)
+    assert lines[2].endswith("| 1.50 | **no** |") and lines[-1].endswith("**no** |")

@@ -111,6 +111,20 @@ def test_lit_ground_truth_is_lambertian() -> None:
         assert float(shading.max() - shading.min()) > 0.1
 
 
+def test_lit_albedo_is_a_two_colour_gradient_an_albedo_code_can_hold() -> None:
+    # Every pixel's colour lies on the segment between two colours (one free number per pixel, one plane wave
+    # across the image), and the colours differ between images: nine numbers per albedo in all.
+    ds = SyntheticLitDataset("test", image_size=32, channels=3, limit=12)
+    means = []
+    for i in range(len(ds)):
+        albedo = ds[i]["albedo"].reshape(3, -1).double()
+        centred = albedo - albedo.mean(1, keepdim=True)
+        singular = torch.linalg.svdvals(centred)
+        assert float(singular[1]) < 1e-6 * max(float(singular[0]), 1.0)  # rank 1: a line in RGB
+        means.append(albedo.mean(1))
+    assert float(torch.stack(means).std(0).min()) > 0.05
+
+
 def test_textures_distinct_classes_and_lengths() -> None:
     ds = build_dataset("synthetic", split="test", image_size=32)
     assert len(ds) == 2000 and len(build_dataset("synthetic")) == 10000  # type: ignore[arg-type]
