@@ -46,9 +46,7 @@ class Settings(BaseSettings):
     # -- runtime -----------------------------------------------------------------------------------------
     providers: str = f"{CUDA},{CPU}"  # priority order, filtered by what onnxruntime offers
     require_cuda: bool = False  # refuse to start unless CUDA is really active for every graph
-    # onnxruntime threads in all (0: one per CPU core), split over the batch loops that run at once: see
-    # session_threads.
-    intra_op_threads: int = Field(default=0, ge=0)
+    intra_op_threads: int = Field(default=0, ge=0)  # 0: one per CPU core
     warmup: bool = True  # run every graph before reporting ready
     fused_decoder: bool = True  # decode with the bundle's fused decoder graph when it has one (one run, not three)
     io_binding: Literal["auto", "on", "off"] = "auto"  # auto: I/O binding on CUDA only
@@ -104,16 +102,4 @@ class Settings(BaseSettings):
 
     @property
     def threads(self) -> int:
-        """The thread budget: DAE_INTRA_OP_THREADS, or one per CPU core."""
         return self.intra_op_threads or (os.cpu_count() or 1)
-
-    def loops_for(self, cuda: bool) -> int:
-        """Batches each queue runs at once: DAE_BATCH_LOOPS, or one per core of the budget (at most 4) on CPU,
-        1 on CUDA."""
-        return self.batch_loops or (1 if cuda else min(self.threads, 4))
-
-    def session_threads(self, cuda: bool) -> int:
-        """Intra-op threads of each session: the budget split over the batch loops, which run at once. Two runs
-        on one thread each beat two runs on two threads each on 2 cores, at 1 and at 16 connections alike
-        (/reconstruct 5-15 % more req/s, docs/benchmarks.md): oversubscribed pools wait for each other."""
-        return max(1, self.threads // self.loops_for(cuda))

@@ -40,7 +40,7 @@ class Engine:
         # Each queue runs ``loops`` batch loops, one worker thread each (service/batching.py).
         # Auto: one per core on CPU, at most 4 (more loops split the load into ever smaller batches), 1 on CUDA.
         cuda = runtime.primary_provider == "CUDAExecutionProvider"
-        loops = settings.loops_for(cuda)
+        loops = settings.batch_loops or (1 if cuda else min(settings.threads, 4))
         self.executor = ThreadPoolExecutor(2 * loops, thread_name_prefix="dae-infer")
         self.latent_parts: list[tuple[str, int]] = [
             (name, size)

@@ -93,7 +93,7 @@ class Runtime:
         manifest = load_manifest(bundle)
         verify_checksums(bundle, manifest)
         providers = choose_providers(settings.provider_list, settings.require_cuda)
-        opts = session_options(settings.session_threads(cuda=providers[0] == CUDA))
+        opts = session_options(settings.threads)
         sessions: dict[str, ort.InferenceSession] = {}
         keys = [k for k in GRAPH_NAMES if k in manifest.graphs]
         if not settings.fused_decoder:
@@ -116,12 +116,7 @@ class Runtime:
                 raise StartupError(f"graph {key!r}: DAE_REQUIRE_CUDA is set but the session runs on {active}")
             log.info(
                 "session loaded",
-                extra={
-                    "graph": key,
-                    "providers": active,
-                    "intra_op_threads": opts.intra_op_num_threads,
-                    "seconds": round(time.perf_counter() - t0, 3),
-                },
+                extra={"graph": key, "providers": active, "seconds": round(time.perf_counter() - t0, 3)},
             )
             sessions[key] = sess
         binding = settings.io_binding == "on" or (settings.io_binding == "auto" and CUDA in providers)

@@ -52,23 +52,3 @@ def test_incoherent_settings_are_refused(monkeypatch: pytest.MonkeyPatch, env: d
         monkeypatch.setenv(k, v)
     with pytest.raises(ValidationError):
         Settings()
-
-
-def test_the_thread_budget_is_split_over_the_batch_loops() -> None:
-    from service.runtime import Runtime
-
-    def plan(**kw: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        s = Settings(bundle=DEFAULT_BUNDLE, **kw)  # type: ignore[arg-type]
-        return (s.loops_for(cuda=False), s.session_threads(cuda=False)), (
-            s.loops_for(cuda=True),
-            s.session_threads(cuda=True),
-        )
-
-    # On CPU the batch loops run at once, so each session gets its share; on CUDA one loop gets them all.
-    assert plan(intra_op_threads=2) == ((2, 1), (1, 2))
-    assert plan(intra_op_threads=8) == ((4, 2), (1, 8))
-    assert plan(intra_op_threads=8, batch_loops=1) == ((1, 8), (1, 8))
-    assert plan(intra_op_threads=1, batch_loops=3) == ((3, 1), (3, 1))
-    # The sessions really are built with it (the bundled model, CPU provider).
-    runtime = Runtime.load(Settings(bundle=DEFAULT_BUNDLE, intra_op_threads=8, providers="CPUExecutionProvider"))
-    assert {s.get_session_options().intra_op_num_threads for s in runtime.sessions.values()} == {2}
