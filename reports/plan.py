@@ -101,10 +101,8 @@ def runs(quick: bool = False) -> list[Run]:
             # RGB (a grey shading cannot explain colour: the albedo has to) with BatchNorm (instance norm removes
             # each image's colour: its albedos stay grey), an 8-d albedo code for the two-colour albedo's nine
             # numbers, a 3-d shading code (height field and light), no warm-up (holding the albedo code saturates
-            # the albedo decoder at white). Screened at 600 steps, seed 0 (albedo / shading SI-MSE ÷ flat):
-            # instance norm 1.07 / 0.80; BatchNorm 0.53 / 0.66; + 3-d shading 0.33 / 0.60; BatchNorm without the
-            # shading prior 0.67 / 0.63; with the warm-up 0.84 / 0.49 (albedo spread 0.3); smoothness 1.0 0.71 /
-            # 0.83. The warp stays idle in all of them (centred EPE within 0.3 % of zero deformation).
+            # the albedo decoder at white). The screen that chose these (600 steps, seed 0) is
+            # reports/page.py's INTRINSIC_SCREEN; the warp stays idle in all of its runs.
             {
                 "variant": "intrinsic",
                 "data": "synthetic-lit",
