@@ -51,13 +51,23 @@ class CodeLayout:
 
 def encode_code(layout: CodeLayout, values: dict[str, np.ndarray], dtype: str = "float32") -> str:
     """One item's latents (1-D arrays by part name) → URL-safe code."""
+    return encode_codes(layout, {k: np.asarray(v)[None] for k, v in values.items()}, dtype)[0]
+
+
+def encode_codes(layout: CodeLayout, rows: dict[str, np.ndarray], dtype: str = "float32") -> list[str]:
+    """A batch's latents (``(B, D)`` arrays by part name) → one URL-safe code per row (one concatenation and
+    one conversion for the whole batch: per row only the bytes, the checksum and base64)."""
     dt_id = _DTYPE_IDS[dtype]
+    parts = [np.asarray(rows[name], dtype=np.float32) for name, _ in layout.parts]
     flat = np.concatenate(
-        [np.asarray(values[name], dtype=np.float32).reshape(-1)[:size] for name, size in layout.parts]
-    )
-    body = _HEADER.pack(VERSION, layout.model_id, dt_id) + flat.astype(_DTYPES[dt_id]).tobytes()
-    raw = body + _CRC.pack(zlib.crc32(body))
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        [p.reshape(len(p), -1)[:, :size] for p, (_, size) in zip(parts, layout.parts, strict=True)], axis=1
+    ).astype(_DTYPES[dt_id])
+    head = _HEADER.pack(VERSION, layout.model_id, dt_id)
+    out = []
+    for row in flat:
+        body = head + row.tobytes()
+        out.append(base64.urlsafe_b64encode(body + _CRC.pack(zlib.crc32(body))).rstrip(b"=").decode("ascii"))
+    return out
 
 
 def decode_code(layout: CodeLayout, code: str, *, field: str = "code") -> dict[str, np.ndarray]:

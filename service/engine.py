@@ -5,8 +5,8 @@
     latents, info = await engine.encode_files(files, deadline)   # [(label, PNG/JPEG/... bytes)]
     outputs, info = await engine.decode(latents, deadline)   # latents by name, each (B, D)
 
-``encode`` adds ``class_code`` = softmax(class_logits) for class-aware models: that is what their
-decoders read unless the caller chooses a class (``class_code_for``).
+Encoded latents include ``class_code`` = softmax(class_logits) for class-aware models (computed per batch by
+the pipeline): that is what their decoders read unless the caller chooses a class (``class_code_for``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import numpy as np
 from bundle.layout import Arrays
 from service import imaging
 from service.batching import Batcher, BatchInfo, Then
-from service.codes import CodeLayout, decode_code, encode_code
+from service.codes import CodeLayout, decode_code, encode_code, encode_codes
 from service.config import Settings
 from service.errors import UnprocessableError
 from service.metrics import Metrics
-from service.pipeline import Pipeline, one_hot, softmax
+from service.pipeline import Pipeline, one_hot
 from service.runtime import Runtime
 
 LATENT_LIMIT = 1e6  # |value| above this is refused: no encoder produces it and decoders would overflow
@@ -77,11 +77,7 @@ class Engine:
 
     # -- inference ---------------------------------------------------------------------------------------
     async def encode(self, images: np.ndarray, deadline: float) -> tuple[Arrays, BatchInfo]:
-        out, info = await self.encode_queue.submit({"image": images}, len(images), deadline)
-        out = dict(out)
-        if "class_logits" in out:
-            out["class_code"] = softmax(out["class_logits"])
-        return out, info
+        return await self.encode_queue.submit({"image": images}, len(images), deadline)
 
     def _prepare(self, files: list[tuple[str, bytes]]) -> Callable[[], Arrays]:
         """The files' decoding, run by the encode worker next to the model (a bad file fails its request alone)."""
@@ -101,11 +97,7 @@ class Engine:
     async def encode_files(self, files: list[tuple[str, bytes]], deadline: float) -> tuple[Arrays, BatchInfo]:
         """Encoded image files (label, bytes) → latents; the files are decoded in the batch's worker thread,
         next to the model, so a request costs no hop of its own (a bad file fails its request alone)."""
-        out, info = await self.encode_queue.submit(self._prepare(files), len(files), deadline)
-        if "class_logits" in out:
-            out = dict(out)
-            out["class_code"] = softmax(out["class_logits"])
-        return out, info
+        return await self.encode_queue.submit(self._prepare(files), len(files), deadline)
 
     async def encode_then_decode(
         self, files: list[tuple[str, bytes]], deadline: float, mix: Callable[[Arrays], Arrays] | None = None
@@ -117,11 +109,7 @@ class Engine:
         decoded latent rows merged with the decoder's outputs, and each stage's ``BatchInfo``."""
 
         def feeds(enc: Arrays) -> Arrays:
-            lat = dict(enc)
-            if "class_logits" in lat:
-                lat["class_code"] = softmax(lat["class_logits"])
-            if mix is not None:
-                lat = mix(lat)
+            lat = enc if mix is None else mix(dict(enc))
             rows = {name: np.ascontiguousarray(lat[name], dtype=np.float32) for name, _ in self.latent_parts}
             if "class_logits" in lat:  # not a decoder input, but part of what /reconstruct returns
                 rows["class_logits"] = lat["class_logits"]
@@ -141,6 +129,10 @@ class Engine:
     # -- latents -----------------------------------------------------------------------------------------
     def code_for(self, latents: Arrays, i: int) -> str:
         return encode_code(self.layout, {k: latents[k][i] for k, _ in self.latent_parts}, self.settings.code_dtype)
+
+    def codes_for(self, latents: Arrays) -> list[str]:
+        """Every row's code (rows: the leading axis of each latent array)."""
+        return encode_codes(self.layout, {k: latents[k] for k, _ in self.latent_parts}, self.settings.code_dtype)
 
     def from_code(self, code: str, field: str) -> Arrays:
         """One latent row (each array ``(1, D)``) from a code of this model."""

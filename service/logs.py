@@ -2,12 +2,21 @@
 
 Fields: ``ts``, ``level``, ``logger``, ``message`` and any ``extra={...}`` given at the call site
 (``request_id``, ``endpoint``, ``status``, ``seconds``, ``providers`` ...).
+
+The per-request access lines (``service.access``, message ``request``) are written in bulk: they wait in memory
+for at most ``ACCESS_FLUSH_S`` (or until ``ACCESS_BUFFER`` of them are waiting), and are formatted and written
+from a small flusher thread, so a request costs no write system call and no formatting on the event loop
+(together ~15 % of the loop's time per /encode request at 16 connections, py-spy). Any other line flushes the
+waiting ones first and is written at once, so the order of lines is kept; exit flushes everything.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
 import sys
+import threading
 import time
 from typing import Any
 
@@ -38,14 +47,61 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+ACCESS_FLUSH_S = 0.1
+ACCESS_BUFFER = 512
+_DEFERRED = "request"  # the access log's per-request message: the only lines that may wait
+
+
+class BulkHandler(logging.handlers.MemoryHandler):
+    """Holds per-request access lines for at most ``interval`` seconds; any other line is written at once,
+    after the ones waiting (so lines stay in order)."""
+
+    def __init__(self, target: logging.Handler, capacity: int = ACCESS_BUFFER, interval: float = ACCESS_FLUSH_S):
+        super().__init__(capacity, flushLevel=logging.WARNING, target=target, flushOnClose=True)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._every, args=(interval,), name="log-flush", daemon=True)
+        self._flusher.start()
+
+    def shouldFlush(self, record: logging.LogRecord) -> bool:  # noqa: N802 (MemoryHandler's name)
+        return record.msg != _DEFERRED or len(self.buffer) >= self.capacity
+
+    def flush(self) -> None:
+        """Format what waits and write it with one write and one flush (MemoryHandler writes each record)."""
+        assert self.lock is not None  # created by Handler.__init__
+        with self.lock:
+            records, self.buffer = self.buffer, []
+            target = self.target
+            if not records or not isinstance(target, logging.StreamHandler):
+                return
+            try:
+                target.stream.write("".join(target.format(r) + target.terminator for r in records))
+                target.flush()
+            except Exception:  # a closed or broken stderr: logging's own policy (report once, carry on)
+                target.handleError(records[-1])
+
+    def _every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            if self.buffer:  # a racy peek is enough: flush() takes the lock
+                self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+
 def configure(level: str, json_lines: bool) -> None:
     """Route the service's and uvicorn's loggers to one stderr handler (our access log replaces uvicorn's)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(
         JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    handler = BulkHandler(stream)
+    atexit.register(handler.close)  # logging.shutdown only flushes handlers still attached at exit
     for name in ("service", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
+        for old in logger.handlers:
+            if isinstance(old, BulkHandler):  # an earlier configure()'s: flush what it holds, stop its thread
+                old.close()
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False

@@ -1,8 +1,9 @@
 """The outermost ASGI layer: request id, body limit, admission, auth and readiness of product routes, the
 product routes themselves, request metrics, one access log line.
 
-- ``X-Request-ID``: the caller's (when it is 1-128 characters of ``[A-Za-z0-9._-]``) or a fresh uuid4 hex,
-  put in ``scope["state"]["request_id"]`` for the handlers and on every response, errors included.
+- ``X-Request-ID``: the caller's (when it is 1-128 characters of ``[A-Za-z0-9._-]``) or a fresh one, 32 hex
+  digits (a random per-process prefix and a counter: unique without uuid4's system call per request), put in
+  ``scope["state"]["request_id"]`` for the handlers and on every response, errors included.
 - body limit: a ``Content-Length`` above ``max_body_bytes`` is refused before a byte is read (413
   ``body_too_large``); a chunked body is counted as it streams and refused the moment it passes the limit
   (Starlette itself caps neither uploads nor raw bodies).
@@ -21,10 +22,11 @@ product routes themselves, request metrics, one access log line.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +50,8 @@ from service.state import AppState
 access = logging.getLogger("service.access")
 log = logging.getLogger("service.errors")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_ID_PREFIX = os.urandom(8).hex()  # per process (uvicorn's workers are spawned, so each draws its own)
+_ID_COUNTER = itertools.count(1)
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
 
 
@@ -98,7 +102,7 @@ class RequestContext:
         start = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         incoming = headers.get("x-request-id", "")
-        rid = incoming if incoming and _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming if incoming and _SAFE_ID.match(incoming) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         ctx = scope.setdefault("state", {})
         ctx.update(request_id=rid, arrival=time.monotonic(), headers=headers, status=500)
         endpoint = self.routes.get(scope["path"])

@@ -1,6 +1,7 @@
 """The DAE pipeline on numpy arrays, batched: encode → class code → texture + deformation → warp.
 
-    encode({"image": (B, C, N, N)})  -> shape (B, S), appearance (B, A) [, shading_latent] [, class_logits]
+    encode({"image": (B, C, N, N)})  -> shape (B, S), appearance (B, A) [, shading_latent]
+                                        [, class_logits, class_code = softmax(class_logits)]
     decode({"shape", "appearance" [, "shading_latent"] [, "class_code" (B, K)]})
         -> texture (B, C, N, N) [, albedo, shading], increments (B, 2, N, N) [, affine (B, 6)],
            grid, displacement (B, 2, N, N), reconstruction (B, C, N, N)
@@ -48,6 +49,8 @@ class Pipeline:
     def encode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
         t0 = time.perf_counter()
         out = self.runtime.run("encoder", inputs)
+        if "class_logits" in out:  # what class-aware decoders read: once per batch here, not per request
+            out["class_code"] = softmax(out["class_logits"])
         return out, {"encoder": time.perf_counter() - t0}
 
     def decode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
@@ -76,7 +79,6 @@ class Pipeline:
         for b in sorted({1, max_batch}):
             image = np.zeros((b, m.channels, m.image_size, m.image_size), np.float32)
             latents, _ = self.encode({"image": image})
-            if m.num_classes:
-                latents["class_code"] = softmax(latents.pop("class_logits"))
+            latents.pop("class_logits", None)
             self.decode(latents)
         return time.perf_counter() - t0

@@ -71,23 +71,23 @@ class UseCases:
         self._check_count(len(files))
         e = self.engine
         lat, info = await e.encode_files(files, deadline)
-        shape, appearance = lat.get("shape"), lat["appearance"]
-        shading, probs = lat.get("shading_latent"), lat.get("class_code")
+        n = len(files)
+        # Whole-batch conversions (one tolist per array, not one per row): this runs on the event loop.
+        shapes = lat["shape"].tolist() if "shape" in lat else [[] for _ in range(n)]
+        appearances, codes = lat["appearance"].tolist(), e.codes_for(lat)
+        shadings = lat["shading_latent"].tolist() if "shading_latent" in lat else None
+        probs = lat.get("class_code")
         items: list[dict[str, Any]] = []
-        for i in range(len(files)):
-            item: dict[str, Any] = {
-                "index": i,
-                "shape": shape[i].tolist() if shape is not None else [],
-                "appearance": appearance[i].tolist(),
-            }
-            if shading is not None:
-                item["shading"] = shading[i].tolist()
-            if probs is not None:
-                p = probs[i]
-                k = int(np.argmax(p))
-                item.update(class_probabilities=p.tolist(), predicted_class=k, predicted_label=self.class_names[k])
-            item["code"] = e.code_for(lat, i)
+        for i in range(n):
+            item: dict[str, Any] = {"index": i, "shape": shapes[i], "appearance": appearances[i]}
+            if shadings is not None:
+                item["shading"] = shadings[i]
             items.append(item)
+        if probs is not None:
+            for item, p, k in zip(items, probs.tolist(), probs.argmax(axis=1).tolist(), strict=True):
+                item.update(class_probabilities=p, predicted_class=k, predicted_label=self.class_names[k])
+        for item, code in zip(items, codes, strict=True):
+            item["code"] = code
         return Encoded(items, server_timing([("encode", info)]))
 
     async def reconstruct(self, files: list[tuple[str, bytes]], deadline: float, klass: str | None) -> Decoded:
@@ -103,7 +103,7 @@ class UseCases:
         mix = as_class if override is not None else None
         both, enc_info, dec_info = await e.encode_then_decode(files, deadline, mix)
         lat, outs = self._split(both)
-        items = [{"index": i, "code": e.code_for(lat, i)} for i in range(len(files))]
+        items = [{"index": i, "code": code} for i, code in enumerate(e.codes_for(lat))]
         return Decoded(outs, lat, items, server_timing([("encode", enc_info), ("decode", dec_info)]))
 
     def _split(self, both: Arrays) -> tuple[Arrays, Arrays]:
@@ -152,7 +152,7 @@ class UseCases:
         rows = [self.resolve(lat, f"latents[{i}]") for i, lat in enumerate(latents)]
         stacked = {name: np.concatenate([r[name] for r in rows]) for name, _ in e.latent_parts}
         outs, info = await e.decode(stacked, deadline)
-        items = [{"index": i, "code": e.code_for(stacked, i)} for i in range(len(rows))]
+        items = [{"index": i, "code": code} for i, code in enumerate(e.codes_for(stacked))]
         return Decoded(outs, stacked, items, server_timing([("decode", info)]))
 
     def check_steps(self, steps: int) -> None:
@@ -180,5 +180,6 @@ class UseCases:
             else:
                 latents[name] = np.repeat(start[name], steps, axis=0)
         outs, info = await self.engine.decode(latents, deadline)
-        items = [{"index": i, "t": float(t[i]), "code": self.engine.code_for(latents, i)} for i in range(steps)]
+        codes = self.engine.codes_for(latents)
+        items = [{"index": i, "t": float(t[i]), "code": codes[i]} for i in range(steps)]
         return Decoded(outs, latents, items, server_timing([("decode", info)]))

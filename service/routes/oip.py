@@ -156,7 +156,7 @@ async def infer(request: Request, engine: Engine, state: StateDep, name: str, ve
             infos.append(("decode", dec_info))
             values.update(outs)
         if "code" in names:
-            values["code"] = [engine.code_for(latents, i) for i in range(len(images))]
+            values["code"] = engine.codes_for(latents)
     else:
         outs, dec_info = await engine.decode(arrays, until)
         infos.append(("decode", dec_info))
