@@ -1,0 +1,62 @@
+"""The service's log lines: per-request access lines are written in bulk, every other line at once, in order."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from service.logs import ACCESS_FLUSH_S, BulkHandler, JsonFormatter
+
+Bulk = tuple[logging.Logger, logging.Logger, io.StringIO, BulkHandler]
+
+
+@pytest.fixture
+def bulk() -> Iterator[Bulk]:
+    out = io.StringIO()
+    stream = logging.StreamHandler(out)
+    stream.setFormatter(JsonFormatter())
+    handler = BulkHandler(stream, capacity=4)
+    access, other = logging.getLogger("test.bulk.access"), logging.getLogger("test.bulk.service")
+    for logger in (access, other):
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    yield access, other, out, handler
+    handler.close()
+
+
+def _lines(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_request_lines_wait_at_most_the_flush_interval(bulk: Bulk) -> None:
+    access, _, out, _ = bulk
+    access.info("request", extra={"request_id": "a"})
+    assert out.getvalue() == ""  # held: no write per request
+    deadline = time.monotonic() + 20 * ACCESS_FLUSH_S
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(ACCESS_FLUSH_S / 10)
+    assert [r["request_id"] for r in _lines(out)] == ["a"]
+
+
+def test_other_lines_are_written_at_once_after_the_waiting_ones(bulk: Bulk) -> None:
+    access, other, out, _ = bulk
+    access.info("request", extra={"request_id": "a"})
+    access.info("request", extra={"request_id": "b"})
+    other.info("ready")
+    assert [r.get("request_id", r["message"]) for r in _lines(out)] == ["a", "b", "ready"]
+
+
+def test_a_full_buffer_and_close_write_everything(bulk: Bulk) -> None:
+    access, _, out, handler = bulk
+    for i in range(4):  # capacity 4: the fourth line writes all four
+        access.info("request", extra={"request_id": str(i)})
+    assert len(_lines(out)) == 4
+    access.info("request", extra={"request_id": "last"})
+    handler.close()  # what exit does (atexit): nothing is lost
+    assert [r["request_id"] for r in _lines(out)] == ["0", "1", "2", "3", "last"]
