@@ -92,11 +92,14 @@ WHY: dict[str, str] = {
         "softmax and the latent code 0.03 ms each), httptools parsing (12 %)."
     ),
     "in-process": (
-        "At batch 1 onnxruntime alone does the encoder and the fused decoder in about 2.1-2.2 ms; the service "
-        "adds HTTP (the floor answers /reconstruct in about 0.2 ms), PNG decoding (0.13-0.18 ms), the .npz of "
-        "nine arrays (0.08 ms since it is written in one pass; np.savez took 0.4 ms), the latent code and "
-        "27 kB on the socket, about 0.7 ms in all; 0.8 would leave 0.55 ms. The minimal server, which does "
-        "less, lands at about the same ratio."
+        "At batch 1 onnxruntime alone does the encoder and the fused decoder in about 2.0-2.2 ms in a tight "
+        "loop. Even without HTTP the service's app does not reach 0.8: the app called in process as an ASGI "
+        "callable (no socket, no uvicorn) ran /reconstruct at 0.67-0.74 of that loop, three rounds. Timed "
+        "inside it per request: onnxruntime 2.38 ms (between two runs the app decodes a PNG and writes an "
+        ".npz, so the decoder's 8 MB of weights no longer sit in the caches as in the loop), PNG decoding "
+        "0.24 ms (0.06 ms in a tight loop, for the same reason), the two batch stages' bookkeeping 0.26 ms, "
+        "the .npz of nine arrays 0.1 ms, routing and the middleware 0.1 ms. HTTP adds about 0.2 ms (the "
+        "floor's time per request). The minimal server, which does less, lands at about the same ratio."
     ),
     "storm": (
         "Under a storm the event loop is the scarce resource, not the model. py-spy at 512 connections of "
@@ -121,8 +124,10 @@ WHY: dict[str, str] = {
         "saturated, the encoder a small share) to 1.8 cores (/reconstruct: two decoder batches at once, "
         "`DAE_BATCH_LOOPS`), and wrk takes the rest. The minimal server leaves cores idle (its one event loop "
         "waits in `session.run`, about 1.1-1.3 cores) but also spends nothing on batching, metrics, latent "
-        "codes or logs, so the lead is 1.4-1.5x rather than the ratio of cores. More needs another event loop "
-        "(a second process on the same port) or a lighter decoder; the latter would speed the peers up too."
+        "codes or logs. py-spy of /encode at 16 connections before the per-request work was cut: the access "
+        "log 17 % of the loop's time, uuid4 5 %, softmax and argmax per request 8 %, the latent code 8 % (now: "
+        "access lines in bulk from a flusher thread, counter ids, softmax and codes per batch). More needs "
+        "another event loop (a second process on the same port) or a lighter decoder."
     ),
 }
 
