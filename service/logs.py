@@ -58,26 +58,37 @@ class BulkHandler(logging.handlers.MemoryHandler):
 
     def __init__(self, target: logging.Handler, capacity: int = ACCESS_BUFFER, interval: float = ACCESS_FLUSH_S):
         super().__init__(capacity, flushLevel=logging.WARNING, target=target, flushOnClose=True)
+        self._writing = threading.Lock()  # taken after self.lock, never before: one order, no deadlock
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._every, args=(interval,), name="log-flush", daemon=True)
         self._flusher.start()
 
     def shouldFlush(self, record: logging.LogRecord) -> bool:  # noqa: N802 (MemoryHandler's name)
-        return record.msg != _DEFERRED or len(self.buffer) >= self.capacity
+        deferred = record.name == "service.access" and record.msg == _DEFERRED
+        return not deferred or len(self.buffer) >= self.capacity
 
     def flush(self) -> None:
-        """Format what waits and write it with one write and one flush (MemoryHandler writes each record)."""
+        """Format what waits and write it with one write and one flush (MemoryHandler writes each record).
+
+        The buffer is taken under the handler's lock, the writing lock is taken before that lock is let go
+        (so batches are written in the order they were taken), and the formatting and the write happen under
+        the writing lock alone: the event loop's next access line does not wait for them."""
         assert self.lock is not None  # created by Handler.__init__
-        with self.lock:
+        self.lock.acquire()
+        try:
             records, self.buffer = self.buffer, []
             target = self.target
-            if not records or not isinstance(target, logging.StreamHandler):
-                return
-            try:
+            self._writing.acquire()
+        finally:
+            self.lock.release()
+        try:
+            if records and isinstance(target, logging.StreamHandler):
                 target.stream.write("".join(target.format(r) + target.terminator for r in records))
                 target.flush()
-            except Exception:  # a closed or broken stderr: logging's own policy (report once, carry on)
-                target.handleError(records[-1])
+        except Exception:  # a closed or broken stderr: logging's own policy (report once, carry on)
+            target.handleError(records[-1])  # type: ignore[union-attr]
+        finally:
+            self._writing.release()
 
     def _every(self, interval: float) -> None:
         while not self._stop.wait(interval):

@@ -21,13 +21,16 @@ def bulk() -> Iterator[Bulk]:
     stream = logging.StreamHandler(out)
     stream.setFormatter(JsonFormatter())
     handler = BulkHandler(stream, capacity=4)
-    access, other = logging.getLogger("test.bulk.access"), logging.getLogger("test.bulk.service")
+    access, other = logging.getLogger("service.access"), logging.getLogger("service.test-logs")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in (access, other)]
     for logger in (access, other):
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
         logger.propagate = False
     yield access, other, out, handler
     handler.close()
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
 
 
 def _lines(out: io.StringIO) -> list[dict[str, object]]:
@@ -47,9 +50,10 @@ def test_request_lines_wait_at_most_the_flush_interval(bulk: Bulk) -> None:
 def test_other_lines_are_written_at_once_after_the_waiting_ones(bulk: Bulk) -> None:
     access, other, out, _ = bulk
     access.info("request", extra={"request_id": "a"})
-    access.info("request", extra={"request_id": "b"})
+    other.info("request", extra={"request_id": "b"})  # the same message from another logger: not deferred
+    access.info("request", extra={"request_id": "c"})
     other.info("ready")
-    assert [r.get("request_id", r["message"]) for r in _lines(out)] == ["a", "b", "ready"]
+    assert [r.get("request_id", r["message"]) for r in _lines(out)] == ["a", "b", "c", "ready"]
 
 
 def test_a_full_buffer_and_close_write_everything(bulk: Bulk) -> None:
