@@ -59,6 +59,7 @@ class BulkHandler(logging.handlers.MemoryHandler):
     def __init__(self, target: logging.Handler, capacity: int = ACCESS_BUFFER, interval: float = ACCESS_FLUSH_S):
         super().__init__(capacity, flushLevel=logging.WARNING, target=target, flushOnClose=True)
         self._writing = threading.Lock()  # taken after self.lock, never before: one order, no deadlock
+        self._pending: list[tuple[float, logging.Logger, str, dict[str, Any]]] = []
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._every, args=(interval,), name="log-flush", daemon=True)
         self._flusher.start()
@@ -66,6 +67,20 @@ class BulkHandler(logging.handlers.MemoryHandler):
     def shouldFlush(self, record: logging.LogRecord) -> bool:  # noqa: N802 (MemoryHandler's name)
         deferred = record.name == "service.access" and record.msg == _DEFERRED
         return not deferred or len(self.buffer) >= self.capacity
+
+    def defer(self, logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+        """An INFO line that may wait, queued as (time, logger, message, fields): its LogRecord is made when it
+        is written, by the flusher thread, not on the caller's (the event loop's) time."""
+        self._pending.append((time.time(), logger, msg, fields))  # list.append: atomic under the GIL
+        if len(self._pending) >= self.capacity:
+            self.flush()
+
+    @staticmethod
+    def _record(item: tuple[float, logging.Logger, str, dict[str, Any]]) -> logging.LogRecord:
+        t, logger, msg, fields = item
+        record = logger.makeRecord(logger.name, logging.INFO, "", 0, msg, (), None, extra=fields)
+        record.created, record.msecs = t, int((t - int(t)) * 1000) + 0.0
+        return record
 
     def flush(self) -> None:
         """Format what waits and write it with one write and one flush (MemoryHandler writes each record).
@@ -76,12 +91,15 @@ class BulkHandler(logging.handlers.MemoryHandler):
         assert self.lock is not None  # created by Handler.__init__
         self.lock.acquire()
         try:
+            pending, self._pending = self._pending, []  # appends racing this swap land in one list or the other
             records, self.buffer = self.buffer, []
             target = self.target
             self._writing.acquire()
         finally:
             self.lock.release()
         try:
+            if pending:  # older than the record that made this flush, if any: merged by time, order kept
+                records = sorted([*map(self._record, pending), *records], key=lambda r: r.created)
             if records and isinstance(target, logging.StreamHandler):
                 target.stream.write("".join(target.format(r) + target.terminator for r in records))
                 target.flush()
@@ -92,12 +110,28 @@ class BulkHandler(logging.handlers.MemoryHandler):
 
     def _every(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            if self.buffer:  # a racy peek is enough: flush() takes the lock
+            if self.buffer or self._pending:  # a racy peek is enough: flush() takes the lock
                 self.flush()
 
     def close(self) -> None:
         self._stop.set()
         super().close()
+
+
+def defer(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)``, made and written later when the logger's lines reach a BulkHandler
+    (the per-request access line: no LogRecord on the event loop); otherwise at once, as logging does."""
+    lg: logging.Logger | None = logger
+    while lg is not None:
+        if lg.handlers:
+            if isinstance(lg.handlers[0], BulkHandler) and len(lg.handlers) == 1:
+                lg.handlers[0].defer(logger, msg, fields)
+                return
+            break
+        if not lg.propagate:
+            break
+        lg = lg.parent
+    logger.info(msg, extra=fields)
 
 
 def configure(level: str, json_lines: bool) -> None:

@@ -45,6 +45,7 @@ from service.errors import (
     is_oip_path,
 )
 from service.http import Call, Endpoint, Reply, check_auth, json_reply, not_ready
+from service.logs import defer
 from service.state import AppState
 
 access = logging.getLogger("service.access")
@@ -293,14 +294,12 @@ class RequestContext:
                 self._refused, self._refused_since = 0, now
             return
         if access.isEnabledFor(logging.INFO):
-            access.info(
-                "request",
-                extra={
-                    "request_id": rid,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "endpoint": name,
-                    "status": status,
-                    "seconds": round(seconds, 6),
-                },
-            )
+            fields = {
+                "request_id": rid,
+                "method": scope["method"],
+                "path": scope["path"],
+                "endpoint": name,
+                "status": status,
+                "seconds": round(seconds, 6),
+            }
+            defer(access, "request", fields)

@@ -27,9 +27,13 @@ from service.runtime import Runtime
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    out: np.ndarray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    # In place on one float64 copy (the same operations in the same order as the bench's reference, so the
+    # same bits): fewer temporaries on a path that runs once per batch.
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    out: np.ndarray = z.astype(np.float32)
     return out
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.logs import ACCESS_FLUSH_S, BulkHandler, JsonFormatter
+from service.logs import ACCESS_FLUSH_S, BulkHandler, JsonFormatter, defer
 
 Bulk = tuple[logging.Logger, logging.Logger, io.StringIO, BulkHandler]
 
@@ -64,3 +64,27 @@ def test_a_full_buffer_and_close_write_everything(bulk: Bulk) -> None:
     access.info("request", extra={"request_id": "last"})
     handler.close()  # what exit does (atexit): nothing is lost
     assert [r["request_id"] for r in _lines(out)] == ["0", "1", "2", "3", "last"]
+
+
+def test_deferred_lines_are_made_later_with_their_own_time_and_in_order(bulk: Bulk) -> None:
+    access, other, out, handler = bulk
+    defer(access, "request", {"request_id": "a", "status": 200})  # what the middleware calls per request
+    time.sleep(0.01)
+    other.info("ready")  # writes "a" first: it is older
+    defer(access, "request", {"request_id": "b", "status": 404})
+    handler.flush()
+    lines = _lines(out)
+    assert [r.get("request_id", r["message"]) for r in lines] == ["a", "ready", "b"]
+    assert lines[0]["logger"] == "service.access" and lines[0]["status"] == 200 and lines[0]["level"] == "info"
+    assert str(lines[0]["ts"]) < str(lines[1]["ts"])  # stamped when deferred, not when written
+
+
+def test_defer_without_a_bulk_handler_logs_at_once() -> None:
+    out = io.StringIO()
+    logger = logging.getLogger("test.defer.plain")
+    stream = logging.StreamHandler(out)
+    stream.setFormatter(JsonFormatter())
+    logger.handlers[:], logger.propagate = [stream], False
+    logger.setLevel(logging.INFO)
+    defer(logger, "request", {"request_id": "x"})
+    assert [r["request_id"] for r in _lines(out)] == ["x"]
