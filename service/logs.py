@@ -104,7 +104,8 @@ class BulkHandler(logging.handlers.MemoryHandler):
                 target.stream.write("".join(target.format(r) + target.terminator for r in records))
                 target.flush()
         except Exception:  # a closed or broken stderr: logging's own policy (report once, carry on)
-            target.handleError(records[-1])  # type: ignore[union-attr]
+            if records and target is not None:
+                target.handleError(records[-1])
         finally:
             self._writing.release()
 
