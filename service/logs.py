@@ -3,18 +3,18 @@
 Fields: ``ts``, ``level``, ``logger``, ``message`` and any ``extra={...}`` given at the call site
 (``request_id``, ``endpoint``, ``status``, ``seconds``, ``providers`` ...).
 
-The per-request access lines (``service.access``, message ``request``) are written in bulk: they wait in memory
-for at most ``ACCESS_FLUSH_S`` (or until ``ACCESS_BUFFER`` of them are waiting), and are formatted and written
-from a small flusher thread, so a request costs no write system call and no formatting on the event loop
-(together ~15 % of the loop's time per /encode request at 16 connections, py-spy). Any other line flushes the
-waiting ones first and is written at once, so the order of lines is kept; exit flushes everything.
+The per-request access lines (``service.access``, message ``request``, queued with ``defer``) are written in bulk:
+they wait in memory for at most ``ACCESS_FLUSH_S`` (or until ``ACCESS_BUFFER`` of them are waiting), and are made,
+formatted and written by a small flusher thread, so a request costs no LogRecord, no formatting and no write
+system call on the event loop (together ~15 % of the loop's time per /encode request at 16 connections, py-spy).
+Any other line flushes the waiting ones first and is written at once, so the order of lines is kept; exit
+flushes everything.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import logging.handlers
 import sys
 import threading
 import time
@@ -49,24 +49,24 @@ class JsonFormatter(logging.Formatter):
 
 ACCESS_FLUSH_S = 0.1
 ACCESS_BUFFER = 512
-_DEFERRED = "request"  # the access log's per-request message: the only lines that may wait
+_Deferred = tuple[float, logging.Logger, str, dict[str, Any]]
 
 
-class BulkHandler(logging.handlers.MemoryHandler):
-    """Holds per-request access lines for at most ``interval`` seconds; any other line is written at once,
-    after the ones waiting (so lines stay in order)."""
+class BulkHandler(logging.Handler):
+    """Writes to ``target``'s stream: lines queued with :meth:`defer` wait at most ``interval`` seconds (or until
+    ``capacity`` wait); every line logged the usual way is written at once, after the waiting ones (so lines
+    stay in order)."""
 
-    def __init__(self, target: logging.Handler, capacity: int = ACCESS_BUFFER, interval: float = ACCESS_FLUSH_S):
-        super().__init__(capacity, flushLevel=logging.WARNING, target=target, flushOnClose=True)
+    def __init__(
+        self, target: logging.StreamHandler[Any], capacity: int = ACCESS_BUFFER, interval: float = ACCESS_FLUSH_S
+    ):
+        super().__init__()
+        self.target, self.capacity = target, capacity
         self._writing = threading.Lock()  # taken after self.lock, never before: one order, no deadlock
-        self._pending: list[tuple[float, logging.Logger, str, dict[str, Any]]] = []
+        self._pending: list[_Deferred] = []
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._every, args=(interval,), name="log-flush", daemon=True)
         self._flusher.start()
-
-    def shouldFlush(self, record: logging.LogRecord) -> bool:  # noqa: N802 (MemoryHandler's name)
-        deferred = record.name == "service.access" and record.msg == _DEFERRED
-        return not deferred or len(self.buffer) >= self.capacity
 
     def defer(self, logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
         """An INFO line that may wait, queued as (time, logger, message, fields): its LogRecord is made when it
@@ -76,57 +76,67 @@ class BulkHandler(logging.handlers.MemoryHandler):
             self.flush()
 
     @staticmethod
-    def _record(item: tuple[float, logging.Logger, str, dict[str, Any]]) -> logging.LogRecord:
+    def _record(item: _Deferred) -> logging.LogRecord:
         t, logger, msg, fields = item
         record = logger.makeRecord(logger.name, logging.INFO, "", 0, msg, (), None, extra=fields)
         record.created, record.msecs = t, int((t - int(t)) * 1000) + 0.0
         return record
 
-    def flush(self) -> None:
-        """Format what waits and write it with one write and one flush (MemoryHandler writes each record).
+    def emit(self, record: logging.LogRecord) -> None:
+        self._write(record)
 
-        The buffer is taken under the handler's lock, the writing lock is taken before that lock is let go
+    def flush(self) -> None:
+        self._write(None)
+
+    def _write(self, record: logging.LogRecord | None) -> None:
+        """The waiting lines (and ``record``) formatted and written with one write and one flush.
+
+        The queue is taken under the handler's lock, the writing lock is taken before that lock is let go
         (so batches are written in the order they were taken), and the formatting and the write happen under
-        the writing lock alone: the event loop's next access line does not wait for them."""
+        the writing lock alone: the event loop's next deferred line does not wait for them."""
         assert self.lock is not None  # created by Handler.__init__
         self.lock.acquire()
         try:
             pending, self._pending = self._pending, []  # appends racing this swap land in one list or the other
-            records, self.buffer = self.buffer, []
-            target = self.target
             self._writing.acquire()
         finally:
             self.lock.release()
+        records = [] if record is None else [record]
         try:
-            if pending:  # older than the record that made this flush, if any: merged by time, order kept
+            if pending:  # older than ``record`` as a rule: merged by time, so the order holds either way
                 records = sorted([*map(self._record, pending), *records], key=lambda r: r.created)
-            if records and isinstance(target, logging.StreamHandler):
+            if records:
+                target = self.target
                 target.stream.write("".join(target.format(r) + target.terminator for r in records))
                 target.flush()
         except Exception:  # a closed or broken stderr: logging's own policy (report once, carry on)
-            if records and target is not None:
-                target.handleError(records[-1])
+            if records:
+                self.handleError(records[-1])
         finally:
             self._writing.release()
 
     def _every(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            if self.buffer or self._pending:  # a racy peek is enough: flush() takes the lock
+            if self._pending:  # a racy peek is enough: _write takes the lock
                 self.flush()
 
     def close(self) -> None:
         self._stop.set()
+        self.flush()
         super().close()
 
 
 def defer(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
     """``logger.info(msg, extra=fields)``, made and written later when the logger's lines reach a BulkHandler
-    (the per-request access line: no LogRecord on the event loop); otherwise at once, as logging does."""
+    (the per-request access line: no LogRecord on the event loop); otherwise at once, as logging does. A
+    deferred line goes to that BulkHandler alone (not to handlers beside it, such as pytest's log capture,
+    which it attaches to every logger that does not propagate)."""
     lg: logging.Logger | None = logger
     while lg is not None:
         if lg.handlers:
-            if isinstance(lg.handlers[0], BulkHandler) and len(lg.handlers) == 1:
-                lg.handlers[0].defer(logger, msg, fields)
+            bulk = next((h for h in lg.handlers if isinstance(h, BulkHandler)), None)
+            if bulk is not None:
+                bulk.defer(logger, msg, fields)
                 return
             break
         if not lg.propagate:

@@ -39,7 +39,7 @@ def _lines(out: io.StringIO) -> list[dict[str, object]]:
 
 def test_request_lines_wait_at_most_the_flush_interval(bulk: Bulk) -> None:
     access, _, out, _ = bulk
-    access.info("request", extra={"request_id": "a"})
+    defer(access, "request", {"request_id": "a"})
     assert out.getvalue() == ""  # held: no write per request
     deadline = time.monotonic() + 20 * ACCESS_FLUSH_S
     while not out.getvalue() and time.monotonic() < deadline:
@@ -49,9 +49,9 @@ def test_request_lines_wait_at_most_the_flush_interval(bulk: Bulk) -> None:
 
 def test_other_lines_are_written_at_once_after_the_waiting_ones(bulk: Bulk) -> None:
     access, other, out, _ = bulk
-    access.info("request", extra={"request_id": "a"})
-    other.info("request", extra={"request_id": "b"})  # the same message from another logger: not deferred
-    access.info("request", extra={"request_id": "c"})
+    defer(access, "request", {"request_id": "a"})
+    access.info("request", extra={"request_id": "b"})  # logged the usual way: not deferred
+    defer(access, "request", {"request_id": "c"})
     other.info("ready")
     assert [r.get("request_id", r["message"]) for r in _lines(out)] == ["a", "b", "c", "ready"]
 
@@ -59,9 +59,9 @@ def test_other_lines_are_written_at_once_after_the_waiting_ones(bulk: Bulk) -> N
 def test_a_full_buffer_and_close_write_everything(bulk: Bulk) -> None:
     access, _, out, handler = bulk
     for i in range(4):  # capacity 4: the fourth line writes all four
-        access.info("request", extra={"request_id": str(i)})
+        defer(access, "request", {"request_id": str(i)})
     assert len(_lines(out)) == 4
-    access.info("request", extra={"request_id": "last"})
+    defer(access, "request", {"request_id": "last"})
     handler.close()  # what exit does (atexit): nothing is lost
     assert [r["request_id"] for r in _lines(out)] == ["0", "1", "2", "3", "last"]
 
