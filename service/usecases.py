@@ -77,17 +77,17 @@ class UseCases:
         appearances, codes = lat["appearance"].tolist(), e.codes_for(lat)
         shadings = lat["shading_latent"].tolist() if "shading_latent" in lat else None
         probs = lat.get("class_code")
+        probs_l, best = (probs.tolist(), probs.argmax(axis=1).tolist()) if probs is not None else (None, None)
         items: list[dict[str, Any]] = []
         for i in range(n):
             item: dict[str, Any] = {"index": i, "shape": shapes[i], "appearance": appearances[i]}
             if shadings is not None:
                 item["shading"] = shadings[i]
+            if probs_l is not None and best is not None:
+                k = best[i]
+                item.update(class_probabilities=probs_l[i], predicted_class=k, predicted_label=self.class_names[k])
+            item["code"] = codes[i]
             items.append(item)
-        if probs is not None:
-            for item, p, k in zip(items, probs.tolist(), probs.argmax(axis=1).tolist(), strict=True):
-                item.update(class_probabilities=p, predicted_class=k, predicted_label=self.class_names[k])
-        for item, code in zip(items, codes, strict=True):
-            item["code"] = code
         return Encoded(items, server_timing([("encode", info)]))
 
     async def reconstruct(self, files: list[tuple[str, bytes]], deadline: float, klass: str | None) -> Decoded:
