@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "--no-train",
         dest="train",
         action="store_false",
-        help="report only runs already trained (a seed without a finished run is left out)",
+        help="report only runs already trained here; a seed without a finished run keeps the metrics the "
+        "earlier results.json (in --out) recorded for the same run and config, its figures the files drawn then",
     )
     args = p.parse_args(args_list)
     t0 = time.perf_counter()
@@ -53,18 +54,26 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         seeds=tuple(args.seeds) if args.seeds else None,
     )
-    runner.complete(todo, eval_limit=200 if args.quick else None, reuse=args.reuse, train_missing=args.train)
+    out = Path(args.out)
+    recorded = runner.load_recorded(out / "results.json")
+    runner.complete(
+        todo,
+        eval_limit=200 if args.quick else None,
+        reuse=args.reuse,
+        train_missing=args.train,
+        recorded=recorded.get("runs", {}),
+    )
     todo = [r for r in todo if r.metrics]
-    figs = pictures.draw(todo, Path(args.out) / "figures")
+    figs = pictures.draw(todo, out / "figures", kept=recorded.get("figures", {}))
     page.write(
-        Path(args.out),
+        out,
         todo,
         figs,
         command="python -m reports " + shlex.join(args_list),
         quick=args.quick,
         total_s=time.perf_counter() - t0,
     )
-    runner.say(f"wrote {Path(args.out) / 'results.md'} in {(time.perf_counter() - t0) / 60:.1f} min")
+    runner.say(f"wrote {out / 'results.md'} in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 
 

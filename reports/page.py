@@ -198,6 +198,13 @@ def write(out: Path, plan: list[Run], figures: dict[str, str], *, command: str, 
         f"{total_s / 60:.1f} min (runs trained earlier by the same command are reused). Do not edit by hand.",
         "",
     ]
+    kept = [f"{r.name} (seed {', '.join(map(str, sorted(r.recorded)))})" for r in plan if r.recorded]
+    if kept:
+        lines += [
+            "Not trained on the machine that wrote this page, so their metrics (and figures) are the ones recorded "
+            "by the run that trained them (results.json): " + "; ".join(kept) + ".",
+            "",
+        ]
     if quick:
         lines += [
             "> **--quick smoke run**: tiny slices, tiny nets, a few steps. The numbers only show that the "
@@ -338,4 +345,5 @@ def write(out: Path, plan: list[Run], figures: dict[str, str], *, command: str, 
         }
         for r in plan
     }
-    (out / "results.json").write_text(json.dumps({"command": command, "quick": quick, "runs": raw}, indent=1) + "\n")
+    doc = {"command": command, "quick": quick, "runs": raw, "figures": figures}
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,15 +19,21 @@ ALIGN_CLASS = {"mnist": 3, "fashion-mnist": 9}  # a 3; an ankle boot
 PAIRS = 4
 
 
+def _seed(run: Run) -> int:
+    seed = run.trained_seed
+    assert seed is not None, "drawn only from runs with a model here"
+    return seed
+
+
 def _test_batch(run: Run, n: int) -> tuple[Tensor, Tensor]:
-    cfg = run.config(min(run.metrics))
+    cfg = run.config(_seed(run))
     ds = test_split(cfg, n)
     items = [ds[i] for i in range(size(ds))]
     return torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items])
 
 
 def _model(run: Run) -> Model:
-    return load_model(Path(run.config(min(run.metrics)).out) / "last.pt")[0].eval()
+    return load_model(Path(run.config(_seed(run)).out) / "last.pt")[0].eval()
 
 
 def _same_class_pairs(labels: Tensor, count: int) -> list[tuple[int, int]]:
@@ -46,18 +53,35 @@ def _one_per_class(labels: Tensor, count: int) -> Tensor:
     return torch.tensor(picks)
 
 
-def draw(plan: list[Run], fig_dir: Path) -> dict[str, str]:
-    """Every PNG under ``fig_dir``; returns {caption: file name}."""
+def draw(plan: list[Run], fig_dir: Path, kept: dict[str, str] | None = None) -> dict[str, str]:
+    """Every PNG under ``fig_dir`` that the runs with a model here can draw; returns {caption: file name}.
+
+    A figure of runs whose metrics were only recorded (no model here) is not redrawn: when ``kept`` (the earlier
+    page's {caption: file name}) names it and the file is still there, it stays, in the earlier order."""
     made: dict[str, str] = {}
 
     def mark(caption: str, name: str) -> None:
         made[caption] = name
         say(f"figure {fig_dir / name}")
 
-    by_name = {r.name: r for r in plan}
-    warped = [r for r in plan if r.group in ("main", "fashion") and r.variant != "autoencoder"]
+    _draw(plan, fig_dir, mark)
+    if not kept:
+        return made
+    drawn = set(made.values())
+    merged = {c: n for c, n in kept.items() if n not in drawn and (fig_dir / n).is_file()}
+    for caption, name in made.items():  # a redrawn figure takes its earlier place, with its new caption
+        merged[caption] = name
+    order = {n: i for i, n in enumerate(kept.values())}
+    return dict(sorted(merged.items(), key=lambda cn: order.get(cn[1], len(order))))
+
+
+def _draw(plan: list[Run], fig_dir: Path, mark: Callable[[str, str], None]) -> None:
+    here = [r for r in plan if r.trained_seed is not None]
+    by_name = {r.name: r for r in here}
+    warped = [r for r in here if r.group in ("main", "fashion") and r.variant != "autoencoder"]
     mnist_main = [r for r in warped if r.data == "mnist"]
-    if mnist_main:
+    every_main = [r for r in plan if r.group == "main" and r.variant != "autoencoder" and r.data == "mnist"]
+    if mnist_main and len(mnist_main) == len(every_main):  # one figure of them all: only when all are here
         images, labels = _test_batch(mnist_main[0], 1000)
         rows = [("mean input", figures.class_means(_model(mnist_main[0]), images, labels, 10)[0])]
         rows += [(r.name, figures.class_means(_model(r), images, labels, 10)[1]) for r in mnist_main]
@@ -139,4 +163,3 @@ def draw(plan: list[Run], fig_dir: Path) -> dict[str, str]:
             out = model(images)
         figures.save_sample_sheet(images, out, fig_dir / "samples_synthetic-dae.png")
         mark("DAE on synthetic warps: input, texture, deformation, reconstruction", "samples_synthetic-dae.png")
-    return made

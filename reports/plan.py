@@ -24,6 +24,13 @@ class Run:
     configs: dict[int, TrainConfig] = field(default_factory=dict)
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     wall_s: dict[int, float] = field(default_factory=dict)
+    recorded: set[int] = field(default_factory=set)  # seeds whose metrics come from an earlier results.json
+
+    @property
+    def trained_seed(self) -> int | None:
+        """The lowest seed with a model here (figures are drawn from it); None if every seed is recorded."""
+        here = sorted(set(self.metrics) - self.recorded)
+        return here[0] if here else None
 
     @property
     def data(self) -> str:

@@ -112,13 +112,50 @@ def evaluate_run(run: Run, seed: int, *, eval_limit: int | None, reuse: bool) ->
     return metrics
 
 
-def complete(plan: list[Run], *, eval_limit: int | None, reuse: bool, train_missing: bool = True) -> None:
-    """Train (or reuse) and evaluate every seed; with ``train_missing=False`` a seed without a finished run of
-    its config is left out (the tables then count fewer seeds)."""
+def load_recorded(path: Path) -> dict[str, Any]:
+    """What an earlier ``python -m reports`` wrote to ``path`` (results.json: ``runs`` by name, ``figures``
+    caption → file); {} if there is none."""
+    if not path.is_file():
+        return {}
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def _recorded_seed(run: Run, seed: int, recorded: dict[str, Any]) -> tuple[dict[str, float], float] | None:
+    """A seed's metrics and wall time as recorded for the same run with the same changes, or None. Only the
+    config is compared: a run whose code or data generator changed must be retrained (``--only NAME``)."""
+    rec = recorded.get(run.name)
+    if rec is None or rec.get("changes") != json.loads(json.dumps(run.changes)):
+        return None
+    entry = rec.get("seeds", {}).get(str(seed), {})
+    metrics = entry.get("metrics")
+    if not metrics:
+        return None
+    wall = entry.get("wall_s")
+    return {k: float(v) for k, v in metrics.items()}, float("nan") if wall is None else float(wall)
+
+
+def complete(
+    plan: list[Run],
+    *,
+    eval_limit: int | None,
+    reuse: bool,
+    train_missing: bool = True,
+    recorded: dict[str, Any] | None = None,
+) -> None:
+    """Train (or reuse) and evaluate every seed. With ``train_missing=False`` a seed without a finished run of
+    its config keeps its ``recorded`` metrics (an earlier results.json, same run name and changes) or else is
+    left out (the tables then count fewer seeds)."""
     for run in plan:
         for seed in run.seeds:
             if not train_missing and not finished(run.config(seed)):
-                say(f"skipping {run.name} seed {seed}: no finished run of this config in {run.config(seed).out}")
+                kept = _recorded_seed(run, seed, recorded or {})
+                if kept is None:
+                    say(f"skipping {run.name} seed {seed}: no finished run of this config in {run.config(seed).out}")
+                else:
+                    run.metrics[seed], run.wall_s[seed] = kept
+                    run.recorded.add(seed)
+                    say(f"keeping {run.name} seed {seed}: metrics recorded earlier (no run of it here)")
                 continue
             train(run, seed, reuse=reuse)
             run.metrics[seed] = evaluate_run(run, seed, eval_limit=eval_limit, reuse=reuse)

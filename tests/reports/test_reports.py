@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,20 @@ def test_quick_run_writes_report_json_and_figures_then_reuses_every_run(
     assert main([*argv, "--only", "class-aware", "autoencoder"]) == 0
     again = capsys.readouterr().out
     assert "[reports] training" not in again and "reusing class-aware seed 1" in again
+
+    # On a machine without the runs, --no-train keeps the metrics and figures the earlier call recorded.
+    before = json.loads((out / "results.json").read_text())
+    shutil.rmtree(runs)
+    assert main([*argv, "--only", "class-aware", "autoencoder", "--no-train"]) == 0
+    kept = capsys.readouterr().out
+    assert "[reports] training" not in kept and "keeping class-aware seed 1" in kept
+    after = json.loads((out / "results.json").read_text())
+    for name in ("class-aware", "autoencoder"):
+        for seed in ("0", "1"):
+            assert after["runs"][name]["seeds"][seed]["metrics"] == before["runs"][name]["seeds"][seed]["metrics"]
+    assert after["figures"] == before["figures"] and "alignment_class-aware.png" in after["figures"].values()
+    md = (out / "results.md").read_text()
+    assert "Not trained on the machine that wrote this page" in md and "figures/alignment_class-aware.png" in md
 
 
 def _run(name: str, **metrics: float) -> Run:
