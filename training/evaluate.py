@@ -61,6 +61,8 @@ from training.warp import identity_grid, warp
 
 # Bumped whenever a metric changes or is added: cached evaluations (reports/runner.py) of another version rerun.
 METRICS_VERSION = 2
+# Intrinsic metrics count a pixel when its true albedo is brighter than this in some channel (see intrinsic_metrics).
+OBJECT_ALBEDO = 0.02
 
 # Issue 12's targets (MNIST test, 32×32, class-aware DAE): (key, comparison, bound).
 TARGETS: tuple[tuple[str, str, float], ...] = (
@@ -265,22 +267,30 @@ def intrinsic_metrics(c: Collected) -> dict[str, float]:
     out: dict[str, float] = {}
     truth = c.truth
     gt_grid = truth.get("grid")
+    if "albedo" not in truth:
+        return out
+    # Only where the object is (true albedo above black): on a black albedo the shading cannot be seen at all,
+    # and there a dark albedo and a dark shading give the same image. On a set whose albedo covers the whole
+    # frame this is every pixel.
+    gt_albedo = warp(truth["albedo"], gt_grid) if gt_grid is not None else truth["albedo"]
+    where = gt_albedo.amax(1, keepdim=True) > OBJECT_ALBEDO
     for key, pred in (("albedo", c.albedo), ("shading", c.shading)):
         if pred is None or key not in truth:
             continue
         seen = warp(pred, c.grids) if c.grids is not None else pred
         gt = warp(truth[key], gt_grid) if gt_grid is not None else truth[key]
-        out[f"{key}_mse"] = float(((seen - gt) ** 2).mean())
-        out[f"{key}_si_mse"] = M.scale_invariant_mse(seen, gt)
+        w = where.expand_as(gt)
+        out[f"{key}_mse"] = float(((seen - gt) ** 2)[w].mean())
+        out[f"{key}_si_mse"] = M.scale_invariant_mse(seen, gt, where)
         if key == "albedo":
             # Constant shading: the albedo is the image itself and the shading is flat.
-            out["albedo_si_mse_flat"] = M.scale_invariant_mse(c.images, gt)
+            out["albedo_si_mse_flat"] = M.scale_invariant_mse(c.images, gt, where)
             out["albedo_spread"] = M.ratio(
                 M.ClassMoments.of(pred, c.labels).pooled_variance(),
                 M.ClassMoments.of(truth["albedo"], c.labels).pooled_variance(),
             )
         else:
-            out["shading_si_mse_flat"] = M.scale_invariant_mse(torch.ones_like(gt), gt)
+            out["shading_si_mse_flat"] = M.scale_invariant_mse(torch.ones_like(gt), gt, where)
     return out
 
 

@@ -92,6 +92,21 @@ def test_scale_invariant_mse_ignores_a_per_image_scale() -> None:
     assert scale_invariant_mse(torch.rand(4, 1, 8, 8), t) > 1e-3
 
 
+def test_scale_invariant_mse_over_a_mask_sees_only_the_masked_pixels() -> None:
+    t = torch.rand(3, 3, 8, 8) + 0.1
+    where = torch.zeros(3, 1, 8, 8, dtype=torch.bool)
+    where[:, :, 2:6, 2:6] = True
+    pred = torch.where(where, 2.5 * t, torch.rand(3, 3, 8, 8))  # right up to scale inside, noise outside
+    assert scale_invariant_mse(pred, t, where) == pytest.approx(0.0, abs=1e-10)
+    assert scale_invariant_mse(pred, t) > 1e-3
+    # The mean is over the masked pixels: a constant error of 0.1 inside gives 0.01 whatever the mask's size.
+    off = torch.where(where, t + 0.1, t)
+    err = scale_invariant_mse(torch.ones_like(t), off - t, where)  # pred = 1, target = 0.1 inside
+    assert err == pytest.approx(0.0, abs=1e-10)  # a constant is a scaled constant
+    assert scale_invariant_mse(torch.zeros_like(t), off - t, where) == pytest.approx(0.01, rel=1e-5)
+    assert scale_invariant_mse(t, t, torch.ones_like(where)) == pytest.approx(scale_invariant_mse(t, t), abs=1e-12)
+
+
 def test_swap_partners_share_the_class_and_are_other_images() -> None:
     labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
     p = same_class_partners(labels, seed=1)
