@@ -13,9 +13,11 @@ from typing import Any, Literal
 Variant = Literal["dae", "class-aware", "intrinsic", "autoencoder"]
 WarpKind = Literal["integral", "affine+integral"]
 NormKind = Literal["instance", "batch"]
+AlbedoOutput = Literal["hardtanh", "sigmoid"]
 
 VARIANTS: tuple[str, ...] = ("dae", "class-aware", "intrinsic", "autoencoder")
 WARP_KINDS: tuple[str, ...] = ("integral", "affine+integral")
+ALBEDO_OUTPUTS: tuple[str, ...] = ("hardtanh", "sigmoid")
 IMAGE_SIZES: tuple[int, ...] = (32, 64, 128)
 
 # Published constants (release: `5/N` spatial-gradient scale, `-1.2` offset, Hardtanh(-1, 1)).
@@ -48,6 +50,9 @@ class ModelConfig:
     ndf: int = 32
     ngf: int = 32
     norm: NormKind = "instance"
+    # Intrinsic only: the albedo decoder's output. The default is the release's texture output, so checkpoints
+    # saved before this field existed rebuild unchanged.
+    albedo_output: AlbedoOutput = "hardtanh"
     warp: WarpKind = "integral"
     warp_constants: WarpConstants = field(default_factory=WarpConstants)
     class_names: tuple[str, ...] = ()
@@ -63,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.norm not in ("instance", "batch"):
             raise ValueError(f"norm must be 'instance' or 'batch', got {self.norm!r}")
+        if self.albedo_output not in ALBEDO_OUTPUTS:
+            raise ValueError(f"albedo_output must be one of {ALBEDO_OUTPUTS}, got {self.albedo_output!r}")
         for name in ("appearance_dim", "shape_dim", "shading_dim", "num_classes", "zdim", "ndf", "ngf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")

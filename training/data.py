@@ -5,6 +5,7 @@ Contract: every dataset is a ``torch.utils.data.Dataset`` whose items are dicts 
     {"image": float32 (C, N, N) in [0, 1], "label": int64 scalar (-1 when unknown)}
     synthetic adds      "grid" float32 (2, N, N), "texture" (C, N, N)  with warp(texture, grid) == image
     synthetic-lit adds  "albedo" (C, N, N), "shading" (1, N, N), "light" (3,)  with texture = albedo*shading
+                        (synthetic-lit-objects: the same, a patterned object on black; training/synthetic.py)
 
 Build one by name::
 
@@ -50,7 +51,7 @@ __all__ = [
     "size",
 ]
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit")
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit", "synthetic-lit-objects")
 SPLITS: tuple[str, ...] = ("train", "test")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 DEFAULT_MNIST_DIR = "data/mnist"  # where `python -m training fetch-mnist --dest data/mnist` puts the files
@@ -240,8 +241,11 @@ def build_dataset(
         if data_dir is None:
             raise DataError("the folder dataset needs data_dir (--data-dir): a folder of PNG/JPEG images")
         return ImageFolderDataset(data_dir, split, **common)
-    cls = SyntheticWarpDataset if name == "synthetic" else SyntheticLitDataset
-    return cls(split, seed=seed, **common)
+    if name == "synthetic":
+        return SyntheticWarpDataset(split, seed=seed, **common)
+    return SyntheticLitDataset(
+        split, seed=seed, scene="objects" if name == "synthetic-lit-objects" else "frame", **common
+    )
 
 
 def size(ds: Dataset[Any]) -> int:

@@ -310,7 +310,13 @@ class IntrinsicDAE(DeformingAutoencoder):
     """texture = shading (1 channel) × albedo (C channels), both in template coordinates, warped together."""
 
     def _build_texture(self, cfg: ModelConfig, k: int) -> None:
-        self.albedo = texture_decoder(cfg, cfg.appearance_dim + k, cfg.channels)
+        # Hardtanh(0, 1) has no gradient above 1: an albedo that goes white in every channel (what happens first
+        # when the shading can paint an object on black by itself) can never learn colour or pattern again.
+        # A sigmoid output always has a gradient (albedo_output="sigmoid"; docs/results.md has what it changed).
+        if cfg.albedo_output == "sigmoid":
+            self.albedo = Decoder(cfg, cfg.appearance_dim + k, cfg.channels, nn.ReLU, nn.Sigmoid())
+        else:
+            self.albedo = texture_decoder(cfg, cfg.appearance_dim + k, cfg.channels)
         self.shading_decoder = texture_decoder(cfg, cfg.shading_dim, 1)
         self.to_shading = nn.Sequential(nn.Linear(cfg.zdim, cfg.shading_dim), nn.Sigmoid())
 

@@ -21,6 +21,7 @@ from training.config import (
     GRID_CLAMP,
     GRID_OFFSET,
     INCREMENT_SCALE,
+    AlbedoOutput,
     ModelConfig,
     NormKind,
     Variant,
@@ -29,7 +30,7 @@ from training.config import (
 )
 from training.losses import LossWeights, ReconKind
 
-DataName = Literal["mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit"]
+DataName = Literal["mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit", "synthetic-lit-objects"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 ImageSize = Literal[32, 64, 128]
 Channels = Literal[1, 3]
@@ -56,6 +57,9 @@ class TrainConfig:
     warp: WarpKind = _opt("integral", "deformation: integral grid, or an affine head on top of it")
     norm: NormKind = _opt(
         "instance", "normalisation layers; batch for colour data (instance norm removes each image's colour)"
+    )
+    albedo_output: AlbedoOutput = _opt(
+        "hardtanh", "intrinsic only: albedo decoder output; hardtanh (the release's) sticks once an albedo is white"
     )
     appearance_dim: int = _opt(2, "appearance (texture) latent; small, so shape has to go through the warp")
     shape_dim: int = _opt(142, "shape (deformation) latent")
@@ -129,6 +133,7 @@ class TrainConfig:
             ndf=self.ndf,
             ngf=self.ngf,
             norm=self.norm,
+            albedo_output=self.albedo_output,
             warp=self.warp,
             warp_constants=WarpConstants(self.increment_scale, self.grid_offset, self.grid_clamp),
             class_names=class_names,

@@ -5,6 +5,7 @@ the same on every machine, and any length costs nothing up front)::
 
     SyntheticWarpDataset("train", image_size=32)   # 10 base textures (label = which), random smooth warps
     SyntheticLitDataset("test", channels=3)        # 6 height fields, random light, two-colour albedo
+    SyntheticLitDataset("test", scene="objects")   # the same light on a patterned object on black
 
 Items: ``image``, ``label``, ``grid`` (2, N, N) and ``texture`` (C, N, N) with
 ``training.warp.warp(texture, grid) == image``; the lit set adds ``albedo`` (C, N, N), ``shading`` (1, N, N)
@@ -14,6 +15,7 @@ channel 0 = x along the width, align_corners=True normalised coordinates.
 
 from __future__ import annotations
 
+import colorsys
 import math
 
 import numpy as np
@@ -285,10 +287,47 @@ def random_albedo(rng: np.random.Generator, size: int, channels: int) -> np.ndar
     return out
 
 
+# The ``objects`` scene: per class (height field) a filled silhouette and a pattern painted on it, both from
+# TEXTURE_NAMES; the sharp silhouette on black is what makes each image's warp visible (see SyntheticLitDataset).
+OBJECT_SILHOUETTES: tuple[int, ...] = (0, 2, 3, 4, 7, 1)  # disc, square, cross, triangle, diamond, ring
+OBJECT_PATTERNS: tuple[int, ...] = (1, 3, 4, 5, 6, 9)  # ring, cross, triangle, hbars, vbars, checker
+SCENES: tuple[str, ...] = ("frame", "objects")
+
+
+def random_colour(rng: np.random.Generator, channels: int) -> np.ndarray:
+    """One random colour (C,) in [0.3, 1]: a random hue at saturation 0.7 (RGB), a random grey level (C = 1)."""
+    if channels == 1:
+        return np.array([rng.uniform(0.3, 1.0)])
+    rgb = np.array(colorsys.hsv_to_rgb(rng.uniform(), 0.7, 1.0))
+    out: np.ndarray = rgb * 0.7 + 0.3
+    return out
+
+
+def object_albedo(rng: np.random.Generator, label: int, size: int, channels: int) -> np.ndarray:
+    """Class ``label``'s silhouette (black around it) painted in two random colours by the class's pattern:
+    (C, N, N) in [0, 1]; two or six free numbers per image (two grey levels, two hues)."""
+    silhouette = base_texture(OBJECT_SILHOUETTES[label], size)[None]
+    pattern = base_texture(OBJECT_PATTERNS[label], size)[None]
+    a, b = random_colour(rng, channels), random_colour(rng, channels)
+    out: np.ndarray = silhouette * (a[:, None, None] + (b - a)[:, None, None] * pattern)
+    return out
+
+
 class SyntheticLitDataset(_SyntheticBase):
     """Item i: height field ``i % 6`` (the label) lit from a random direction, times a random albedo, warped.
 
     ``shading = AMBIENT + (1 - AMBIENT) * max(0, n·l)`` (Lambertian plus a small ambient term).
+
+    Two scenes (``--data synthetic-lit`` / ``synthetic-lit-objects``):
+
+    - ``frame``: the albedo is a gentle two-colour gradient over the whole frame (:func:`random_albedo`).
+      Every pixel is lit, but a smooth warp of a smooth picture is nearly invisible: an image differs from
+      its unwarped texture by a mean squared error of 0.0055 (0.054 on the synthetic warps), so an intrinsic
+      DAE learns the decomposition and leaves its warp idle;
+    - ``objects``: a silhouette per class on black, painted with a two-colour pattern per class
+      (:func:`object_albedo`). The warp moves sharp edges (image vs unwarped texture: 0.019) and an
+      intrinsic DAE learns it; on black the shading cannot be seen, so the intrinsic metrics count only the
+      object's pixels (training/evaluate.py).
     """
 
     def __init__(
@@ -301,10 +340,14 @@ class SyntheticLitDataset(_SyntheticBase):
         limit: int | None = None,
         seed: int = 0,
         strength: float = 0.4,
+        scene: str = "frame",
     ) -> None:
         super().__init__(
             split, image_size=image_size, channels=channels, length=length, limit=limit, seed=seed, strength=strength
         )
+        if scene not in SCENES:
+            raise DataError(f"scene must be one of {SCENES}, got {scene!r}")
+        self.scene = scene
         self.classes = list(HEIGHT_NAMES)
         self.normals = np.stack(  # (K, 3, N, N): the shapes are fixed, only the light varies
             [surface_normals(height_field(k, image_size)) for k in range(len(HEIGHT_NAMES))]
@@ -316,7 +359,10 @@ class SyntheticLitDataset(_SyntheticBase):
         light = random_light(rng)
         lambert = np.clip(np.tensordot(light, self.normals[label], axes=1), 0.0, None)  # (N, N)
         shading = (AMBIENT + (1.0 - AMBIENT) * lambert)[None].astype(np.float32)
-        albedo = random_albedo(rng, self.image_size, self.channels).astype(np.float32)
+        if self.scene == "objects":
+            albedo = object_albedo(rng, label, self.image_size, self.channels).astype(np.float32)
+        else:
+            albedo = random_albedo(rng, self.image_size, self.channels).astype(np.float32)
         texture = albedo * shading
         grid = random_fold_free_grid(rng, self.image_size, self.strength)
         return {

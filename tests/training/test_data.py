@@ -283,7 +283,7 @@ def test_folder_errors(tmp_path: Path) -> None:
 
 
 def test_build_dataset_rejects_bad_options(mnist_dir: Path) -> None:
-    assert DATASETS == ("mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit")
+    assert DATASETS == ("mnist", "fashion-mnist", "folder", "synthetic", "synthetic-lit", "synthetic-lit-objects")
     for kwargs, msg in (
         ({"name": "cifar"}, "unknown dataset 'cifar'"),
         ({"name": "synthetic", "split": "val"}, "split must be one of"),

@@ -94,6 +94,31 @@ def test_classes_types() -> None:
         ModelConfig(image_size=48)
 
 
+def test_a_white_albedo_still_learns_with_the_sigmoid_output_and_not_with_hardtanh() -> None:
+    # Push every albedo pixel far above 1 (a white albedo) and ask for a coloured image: Hardtanh(0, 1) passes
+    # no gradient back into the albedo decoder, a sigmoid does. Old checkpoints (no albedo_output) keep Hardtanh.
+    x = torch.rand(2, 3, 32, 32)
+    target = torch.zeros(2, 3, 32, 32)
+    target[:, 0] = 1.0
+    grads = {}
+    for output in ("hardtanh", "sigmoid"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(variant="intrinsic", image_size=32, channels=3, albedo_output=output, **TINY))
+        assert isinstance(model, IntrinsicDAE)
+        last = [m for m in model.albedo.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+        last.register_forward_hook(lambda _m, _i, out: out + 6.0)  # pre-activation ~6 everywhere: white
+        out = model(x)
+        assert out.albedo is not None and float(out.albedo.detach().min()) > 0.99
+        ((out.reconstruction - target) ** 2).mean().backward()
+        grads[output] = float(last.weight.grad.abs().sum()) if last.weight.grad is not None else 0.0
+    assert grads["hardtanh"] == 0.0 and grads["sigmoid"] > 0.0
+    cfg = ModelConfig(variant="intrinsic", image_size=32, albedo_output="sigmoid").to_dict()
+    del cfg["albedo_output"]
+    assert ModelConfig.from_dict(cfg).albedo_output == "hardtanh"
+    with pytest.raises(ValueError, match="albedo_output"):
+        ModelConfig(variant="intrinsic", albedo_output="relu")  # type: ignore[arg-type]
+
+
 def test_plain_autoencoder_has_the_same_encoder_and_total_latent() -> None:
     dae = ModelConfig(image_size=32)
     ae = build_model(ModelConfig(variant="autoencoder", image_size=32))

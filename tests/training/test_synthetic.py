@@ -14,9 +14,12 @@ from training.data import DataError, build_dataset, class_names, dataset_num_cla
 from training.synthetic import (
     AMBIENT,
     MAX_STRENGTH,
+    OBJECT_PATTERNS,
+    OBJECT_SILHOUETTES,
     TEXTURE_NAMES,
     SyntheticLitDataset,
     SyntheticWarpDataset,
+    base_texture,
     random_fold_free_grid,
 )
 from training.warp import identity_grid, warp
@@ -123,6 +126,41 @@ def test_lit_albedo_is_a_two_colour_gradient_an_albedo_code_can_hold() -> None:
         assert float(singular[1]) < 1e-6 * max(float(singular[0]), 1.0)  # rank 1: a line in RGB
         means.append(albedo.mean(1))
     assert float(torch.stack(means).std(0).min()) > 0.05
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_lit_objects_are_patterned_silhouettes_on_black(channels: int) -> None:
+    ds = build_dataset("synthetic-lit-objects", split="test", image_size=32, channels=channels, limit=24)
+    assert isinstance(ds, SyntheticLitDataset) and ds.scene == "objects" and dataset_num_classes(ds) == 6
+    colours = []
+    for i in range(len(ds)):
+        item = ds[i]
+        label = int(item["label"])
+        assert label == i % 6
+        albedo, shading = item["albedo"].double(), item["shading"].double()
+        assert torch.allclose(item["texture"].double(), albedo * shading, atol=1e-6)
+        assert torch.allclose(warp(item["texture"][None], item["grid"][None])[0], item["image"], atol=1e-5)
+        silhouette = torch.from_numpy(base_texture(OBJECT_SILHOUETTES[label], 32))
+        assert float(albedo[:, silhouette < 1e-3].abs().max()) < 1e-3  # black around the object
+        inside = albedo[:, silhouette > 0.99]
+        assert float(inside.min()) >= 0.29 and float(inside.max()) <= 1.0 + 1e-6
+        # Two colours inside (the edges are soft, so "on" and "off" the class's pattern within 1 %).
+        pattern = torch.from_numpy(base_texture(OBJECT_PATTERNS[label], 32))
+        on = albedo[:, (silhouette > 0.99) & (pattern > 0.99)]
+        off = albedo[:, (silhouette > 0.99) & (pattern < 0.01)]
+        assert on.shape[1] > 0 and off.shape[1] > 0
+        assert float((on - on[:, :1]).abs().max()) < 0.02 and float((off - off[:, :1]).abs().max()) < 0.02
+        colours.append(on[:, 0])
+    assert float(torch.stack(colours).std(0).min()) > 0.05  # the colours differ between images
+    # The warp moves sharp edges: an image differs from its unwarped texture far more than on the frame scene.
+    frame = build_dataset("synthetic-lit", split="test", image_size=32, channels=channels, limit=24)
+
+    def moved(d: SyntheticLitDataset) -> float:
+        return sum(float(((d[i]["image"] - d[i]["texture"]) ** 2).mean()) for i in range(24)) / 24
+
+    assert isinstance(frame, SyntheticLitDataset) and moved(ds) > 2 * moved(frame)
+    with pytest.raises(DataError, match="scene"):
+        SyntheticLitDataset(scene="room")
 
 
 def test_textures_distinct_classes_and_lengths() -> None:
