@@ -139,22 +139,22 @@ def _draw(plan: list[Run], fig_dir: Path, mark: Callable[[str, str], None]) -> N
             out = model(images[:8])
         figures.save_sample_sheet(images[:8], out, fig_dir / f"samples_{run.name}.png")
         mark(f"{run.title}: input, texture, deformation, reconstruction", f"samples_{run.name}.png")
-    intrinsic = by_name.get("intrinsic")
-    if intrinsic is not None and intrinsic.metrics:
+    for intrinsic in (r for r in here if r.group == "intrinsic"):
         model = _model(intrinsic)
         lit, _ = _test_batch(intrinsic, 64)
+        tag = "" if intrinsic.name == "intrinsic" else f"_{intrinsic.name.removeprefix('intrinsic-')}"
         figures.save_image_grid(
             figures.intrinsic_rows(model, lit[:8]),
-            fig_dir / "intrinsic.png",
-            title="intrinsic DAE on synthetic-lit (test)",
+            fig_dir / f"intrinsic{tag}.png",
+            title=f"{intrinsic.title} (test)",
         )
-        mark("Intrinsic DAE: input, albedo, shading, reconstruction", "intrinsic.png")
+        mark(f"{intrinsic.title}: input, albedo, shading, reconstruction", f"intrinsic{tag}.png")
         strips = [
             (f"light {a}→{b}", figures.interpolation_strip(model, lit[a], lit[b], "shading"))
             for a, b in [(0, 1), (2, 3), (4, 5)]
         ]
-        figures.save_image_grid(strips, fig_dir / "lighting.png", title="shading latent from A to B")
-        mark("Intrinsic DAE: lighting interpolation (shading latent only)", "lighting.png")
+        figures.save_image_grid(strips, fig_dir / f"lighting{tag}.png", title="shading latent from A to B")
+        mark(f"{intrinsic.title}: lighting interpolation (shading latent only)", f"lighting{tag}.png")
     synthetic = by_name.get("synthetic-dae")
     if synthetic is not None and synthetic.metrics:
         model = _model(synthetic)
