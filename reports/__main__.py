@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         recorded=recorded.get("runs", {}),
     )
     todo = [r for r in todo if r.metrics]
-    figs = pictures.draw(todo, out / "figures", kept=recorded.get("figures", {}))
+    # Earlier figures stay only beside recorded metrics (their runs' models are not here to redraw them).
+    kept = recorded.get("figures", {}) if any(r.recorded for r in todo) else None
+    figs = pictures.draw(todo, out / "figures", kept=kept)
     page.write(
         out,
         todo,
