@@ -267,18 +267,18 @@ def intrinsic_metrics(c: Collected) -> dict[str, float]:
     out: dict[str, float] = {}
     truth = c.truth
     gt_grid = truth.get("grid")
-    if "albedo" not in truth:
+    if "albedo" not in truth or "shading" not in truth:
         return out
     # Only where the object is (true albedo above black): on a black albedo the shading cannot be seen at all,
     # and there a dark albedo and a dark shading give the same image. On a set whose albedo covers the whole
     # frame this is every pixel.
-    gt_albedo = warp(truth["albedo"], gt_grid) if gt_grid is not None else truth["albedo"]
-    where = gt_albedo.amax(1, keepdim=True) > OBJECT_ALBEDO
+    seen_truth = {k: warp(truth[k], gt_grid) if gt_grid is not None else truth[k] for k in ("albedo", "shading")}
+    where = seen_truth["albedo"].amax(1, keepdim=True) > OBJECT_ALBEDO
     for key, pred in (("albedo", c.albedo), ("shading", c.shading)):
-        if pred is None or key not in truth:
+        if pred is None:
             continue
         seen = warp(pred, c.grids) if c.grids is not None else pred
-        gt = warp(truth[key], gt_grid) if gt_grid is not None else truth[key]
+        gt = seen_truth[key]
         w = where.expand_as(gt)
         out[f"{key}_mse"] = float(((seen - gt) ** 2)[w].mean())
         out[f"{key}_si_mse"] = M.scale_invariant_mse(seen, gt, where)

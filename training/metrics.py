@@ -178,14 +178,13 @@ def centred_epe(pred: Tensor, true: Tensor, labels: Tensor, seen: Tensor | None 
 def scale_invariant_mse(pred: Tensor, target: Tensor, where: Tensor | None = None) -> float:
     """MSE after the best per-image scale ``s = <p, t> / <p, p>`` is applied to ``pred``; with ``where`` (a 0/1
     mask broadcastable to the images) both the scale and the mean are over the masked pixels only."""
-    if where is not None:
-        w = where.expand_as(target).flatten(1).to(pred.dtype)
-        p, t = pred.flatten(1) * w, target.flatten(1) * w
-        s = (p * t).sum(1, keepdim=True) / (p * p).sum(1, keepdim=True).clamp_min(EPS)
-        return float(((s * p - t) ** 2).sum() / w.sum().clamp_min(EPS))
     p, t = pred.flatten(1), target.flatten(1)
+    w = None if where is None else where.expand_as(target).flatten(1).to(pred.dtype)
+    if w is not None:
+        p, t = p * w, t * w
     s = (p * t).sum(1, keepdim=True) / (p * p).sum(1, keepdim=True).clamp_min(EPS)
-    return float(((s * p - t) ** 2).mean())
+    err = (s * p - t) ** 2
+    return float(err.mean() if w is None else err.sum() / w.sum().clamp_min(EPS))
 
 
 def same_class_partners(labels: Tensor, seed: int = 0) -> Tensor:

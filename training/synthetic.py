@@ -303,11 +303,15 @@ def random_colour(rng: np.random.Generator, channels: int) -> np.ndarray:
     return out
 
 
-def object_albedo(rng: np.random.Generator, label: int, size: int, channels: int) -> np.ndarray:
-    """Class ``label``'s silhouette (black around it) painted in two random colours by the class's pattern:
-    (C, N, N) in [0, 1]; two or six free numbers per image (two grey levels, two hues)."""
-    silhouette = base_texture(OBJECT_SILHOUETTES[label], size)[None]
-    pattern = base_texture(OBJECT_PATTERNS[label], size)[None]
+def object_masks(label: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class ``label``'s silhouette and pattern, each (1, N, N) in [0, 1]."""
+    return base_texture(OBJECT_SILHOUETTES[label], size)[None], base_texture(OBJECT_PATTERNS[label], size)[None]
+
+
+def object_albedo(rng: np.random.Generator, masks: tuple[np.ndarray, np.ndarray], channels: int) -> np.ndarray:
+    """A class's silhouette (black around it; ``masks`` from :func:`object_masks`) painted in two random colours
+    by the class's pattern: (C, N, N) in [0, 1]; two or six free numbers per image (two grey levels, two hues)."""
+    silhouette, pattern = masks
     a, b = random_colour(rng, channels), random_colour(rng, channels)
     out: np.ndarray = silhouette * (a[:, None, None] + (b - a)[:, None, None] * pattern)
     return out
@@ -349,6 +353,8 @@ class SyntheticLitDataset(_SyntheticBase):
             raise DataError(f"scene must be one of {SCENES}, got {scene!r}")
         self.scene = scene
         self.classes = list(HEIGHT_NAMES)
+        # Fixed per class, like the normals: made once, not per item.
+        self.masks = [object_masks(k, image_size) for k in range(len(HEIGHT_NAMES))] if scene == "objects" else []
         self.normals = np.stack(  # (K, 3, N, N): the shapes are fixed, only the light varies
             [surface_normals(height_field(k, image_size)) for k in range(len(HEIGHT_NAMES))]
         )
@@ -360,7 +366,7 @@ class SyntheticLitDataset(_SyntheticBase):
         lambert = np.clip(np.tensordot(light, self.normals[label], axes=1), 0.0, None)  # (N, N)
         shading = (AMBIENT + (1.0 - AMBIENT) * lambert)[None].astype(np.float32)
         if self.scene == "objects":
-            albedo = object_albedo(rng, label, self.image_size, self.channels).astype(np.float32)
+            albedo = object_albedo(rng, self.masks[label], self.channels).astype(np.float32)
         else:
             albedo = random_albedo(rng, self.image_size, self.channels).astype(np.float32)
         texture = albedo * shading
