@@ -77,6 +77,9 @@ class TrainConfig:
     lr: float = _opt(2e-4, "Adam learning rate of the encoder and latent heads")
     texture_lr: float = _opt(1.0, "texture decoder learning rate, as a multiple of --lr")
     deformation_lr: float = _opt(1.0, "deformation decoder learning rate, as a multiple of --lr")
+    lr_cooldown: float = _opt(
+        0.0, "share of the final steps over which every learning rate falls to 0 (half a cosine); 0 = constant"
+    )
     # recipe: how training reaches the warp
     appearance_hold: float = _opt(
         0.3, "share of the steps with the appearance code held at 0 (warp must explain shape)"
@@ -100,7 +103,7 @@ class TrainConfig:
     command: str = field(default="", metadata={"cli": False})
 
     def __post_init__(self) -> None:
-        for name in ("appearance_hold", "appearance_ramp", "appearance_dropout", "affine_stage"):
+        for name in ("appearance_hold", "appearance_ramp", "appearance_dropout", "affine_stage", "lr_cooldown"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.appearance_hold + self.appearance_ramp > 1.0:

@@ -16,7 +16,7 @@ from training.checkpoint import load_model
 from training.config import Variant
 from training.model import DeformingAutoencoder, build_model
 from training.options import DataName
-from training.train import Schedule, TrainConfig, build_optimizer, fit
+from training.train import Schedule, TrainConfig, _apply_stage, build_optimizer, fit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -245,9 +245,30 @@ def test_affine_stage_freezes_only_the_integral_decoder() -> None:
     assert any(p is model.affine_head.weight for g in opt.param_groups if g["name"] == "encoder" for p in g["params"])
 
 
+def test_lr_cooldown_settles_every_rate_to_zero_at_the_end() -> None:
+    cfg = TrainConfig(warp="affine+integral", affine_stage=0.2, lr_cooldown=0.4, ndf=8, ngf=8, zdim=16)
+    model = build_model(cfg.model_config())
+    opt = build_optimizer(model, cfg)
+    s = Schedule(cfg, total_steps=10, has_warp=True)
+    factors = [s.lr_factor(i) for i in range(10)]
+    assert factors[:6] == [1.0] * 6 and factors[-1] == pytest.approx(0.0, abs=1e-12)
+    assert factors[6:] == sorted(factors[6:], reverse=True) and all(0.0 <= f < 1.0 for f in factors[6:])
+    rates: list[dict[str, float]] = []
+    for step in range(10):
+        _apply_stage(opt, s, step)
+        rates.append({g["name"]: g["lr"] for g in opt.param_groups})
+    # The affine stage still freezes the integral decoder first; the cooldown then scales every group alike.
+    assert rates[0]["deformation"] == 0.0 and rates[0]["encoder"] == cfg.lr
+    assert rates[8]["encoder"] == pytest.approx(cfg.lr * factors[8]) == pytest.approx(rates[8]["deformation"])
+    # Off by default: a constant rate, as every run before the option.
+    assert {Schedule(TrainConfig(), 10, True).lr_factor(i) for i in range(10)} == {1.0}
+
+
 def test_recipe_options_are_validated() -> None:
     with pytest.raises(ValueError, match="appearance-hold"):
         TrainConfig(appearance_hold=1.5)
+    with pytest.raises(ValueError, match="lr-cooldown"):
+        TrainConfig(lr_cooldown=-0.1)
     with pytest.raises(ValueError, match="must not exceed 1"):
         TrainConfig(appearance_hold=0.8, appearance_ramp=0.3)
 
