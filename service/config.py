@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     providers: str = f"{CUDA},{CPU}"  # priority order, filtered by what onnxruntime offers
     require_cuda: bool = False  # refuse to start unless CUDA is really active for every graph
     intra_op_threads: int = Field(default=0, ge=0)  # 0: one per CPU core
+    # On CPU, batches of at most this many images run on a second, one-thread session of each graph: a second
+    # intra-op thread does not speed a batch of one up and costs a thread wake-up per operator (service/runtime.py).
+    # 0: every batch runs on the intra_op_threads sessions.
+    solo_max_batch: int = Field(default=1, ge=0)
     warmup: bool = True  # run every graph before reporting ready
     fused_decoder: bool = True  # decode with the bundle's fused decoder graph when it has one (one run, not three)
     io_binding: Literal["auto", "on", "off"] = "auto"  # auto: I/O binding on CUDA only
