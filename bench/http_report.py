@@ -87,9 +87,13 @@ WHY: dict[str, str] = {
         "worker thread and back (a condition-variable wake-up and a wake-up of the loop, about 0.05 ms each on "
         "2 idle cores, more on a loaded machine); what is left is the same work as the minimal server's plus "
         "the service's own: the latent code, Server-Timing, metrics and one access-log line per request. "
-        "py-spy of /encode at one connection: the loop's time goes to uvicorn writing the answer (26 %), the "
-        "use case (PNG decoding 0.13-0.18 ms, the encoder 0.19-0.22 ms at batch 1 on 2 intra-op threads, "
-        "softmax and the latent code 0.03 ms each), httptools parsing (12 %)."
+        "The batch of one runs on one-thread sessions (`DAE_SOLO_MAX_BATCH`, service/runtime.py; the minimal "
+        "server wakes a second intra-op thread per operator, which costs more than it saves at batch 1: "
+        "encoder 0.10 vs 0.17 ms). py-spy of /encode at one connection: the loop's time goes to uvicorn "
+        "writing the answer (26 %), the use case (PNG decoding 0.06 ms, the encoder, softmax and the latent "
+        "code 0.03 ms each), httptools parsing (12 %). The floor moves with the CPUs' idle states far more "
+        "than the service: on an idle machine each wake-up of a sleeping core (the client's, the server's) "
+        "costs most of the floor's 0.2 ms."
     ),
     "in-process": (
         "At batch 1 onnxruntime alone does the encoder and the fused decoder in about 2.0-2.2 ms in a tight "
