@@ -110,12 +110,14 @@ class Runtime:
         keys = [k for k in GRAPH_NAMES if k in manifest.graphs]
         if not settings.fused_decoder:
             keys = [k for k in keys if k != "decoder"]
+        # Beside a fused decoder the split graphs never run on the request path: no second session for them.
+        on_path = {"encoder", "decoder"} if "decoder" in keys else set(keys)
         for key in keys:
             spec = manifest.graphs[key]
             t0 = time.perf_counter()
             try:
                 sess = ort.InferenceSession(str(bundle / spec.file), sess_options=opts, providers=providers)
-                if use_solo:
+                if use_solo and key in on_path:
                     solo[key] = ort.InferenceSession(
                         str(bundle / spec.file), sess_options=session_options(1), providers=providers
                     )
@@ -167,7 +169,9 @@ class Runtime:
 
     def session_for(self, key: str, rows: int) -> ort.InferenceSession:
         """The session that runs a batch of ``rows`` on graph ``key``: the one-thread one for small batches."""
-        return self.solo[key] if rows <= self.solo_max_batch else self.sessions[key]
+        if rows <= self.solo_max_batch and key in self.solo:
+            return self.solo[key]
+        return self.sessions[key]
 
     def run(self, key: str, bag: Arrays) -> Arrays:
         """Run one graph, feeding its inputs by name from ``bag``; returns its outputs by name."""
