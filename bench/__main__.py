@@ -58,7 +58,7 @@ PROFILES: dict[str, Profile] = {
             rendered_clients=16,
         ),
         oip=dict(clients=(1, 8), images_per_request=(1, 8), seconds=5.0),
-        http=dict(connections=(1, 16), seconds=5.0, rounds=2, storm=(4, 10)),
+        http=dict(connections=(1, 16), seconds=5.0, rounds=3, storm=(4, 10)),
     ),
     "ci": Profile(
         sizes=(32,),
@@ -79,7 +79,9 @@ PROFILES: dict[str, Profile] = {
         ),
         oip=dict(clients=(1,), images_per_request=(2,), seconds=0.3, max_requests=20, rounds=1),
         # no LitServe (its virtualenv takes minutes to make) and no storm: bench-ci stays fast
-        http=dict(connections=(1, 4), seconds=1.0, rounds=1, storm=(), servers=("floor", "service", "minimal")),
+        http=dict(
+            connections=(1, 4), seconds=1.0, rounds=1, warmup=0.0, storm=(), servers=("floor", "service", "minimal")
+        ),
     ),
 }
 

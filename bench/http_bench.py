@@ -50,6 +50,7 @@ class HttpSettings:
     connections: tuple[int, ...] = (1, 16)
     seconds: float = 5.0
     rounds: int = 2
+    warmup: float = 1.0  # seconds of the same load before each timed run, not counted (every server alike)
     storm: tuple[int, ...] = (4, 10)  # multiples of DAE_MAX_INFLIGHT, in connections
     storm_seconds: float = 6.0
     servers: tuple[str, ...] = ("floor", "service", "minimal", "litserve")
@@ -192,11 +193,14 @@ def tree_cpu_seconds(pid: int) -> float | None:
     return total
 
 
-def measure(served: Served, path: str, body: bytes, connections: int, seconds: float) -> Run:
+def measure(served: Served, path: str, body: bytes, connections: int, seconds: float, warmup: float = 0.0) -> Run:
+    """One timed wrk run, after ``warmup`` seconds of the same load that do not count: a server's first second
+    (allocator pools, a cold socket and caches, cores in deep idle states) measured up to 3x slower here."""
+    threads = 1 if connections <= 16 else 2
+    if warmup > 0:
+        wrk(served.url + path, body=body, connections=connections, seconds=warmup, threads=threads)
     cpu0, t0 = tree_cpu_seconds(served.pid), time.perf_counter()
-    run = wrk(
-        served.url + path, body=body, connections=connections, seconds=seconds, threads=1 if connections <= 16 else 2
-    )
+    run = wrk(served.url + path, body=body, connections=connections, seconds=seconds, threads=threads)
     cpu1, wall = tree_cpu_seconds(served.pid), time.perf_counter() - t0
     if cpu0 is not None and cpu1 is not None:
         run.cores = (cpu1 - cpu0) / wall
@@ -248,7 +252,7 @@ def bench_http(bundle: Path, work: Path, s: HttpSettings, progress: Callable[[st
                 for endpoint, path in ENDPOINTS.items():
                     for c in s.connections:
                         before = _metrics(served.url) if name == "service" else ""
-                        run = measure(served, path, body, c, s.seconds)
+                        run = measure(served, path, body, c, s.seconds, s.warmup)
                         if name == "service" and endpoint == "reconstruct":
                             b0, i0 = _batches(before, "decode")
                             b1, i1 = _batches(_metrics(served.url), "decode")
@@ -284,7 +288,9 @@ def storm(bundle: Path, work: Path, body: bytes, s: HttpSettings, progress: Call
     server = launch(bundle, log)
     served = Served(server.url, server.pid, server.stop, log)
     try:
-        capacity = max(measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds).good_rps for c in (16, 64))
+        capacity = max(
+            measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds, s.warmup).good_rps for c in (16, 64)
+        )
         rows = []
         for k in s.storm:
             run = measure(served, ENDPOINTS["reconstruct"], body, k * MAX_INFLIGHT, s.storm_seconds)

@@ -163,6 +163,7 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
         "",
         f"`wrk` posting the same raw `image/png` body (docs/figures/digit.png), one server up at a time, "
         f"{http['settings']['rounds']} interleaved rounds of {http['settings']['seconds']:g} s (best round counts), "
+        f"each after {http['settings'].get('warmup', 0):g} s of the same load that does not count, "
         "on the same 2 cores as the servers. Cells: 2xx req/s (p50 / p99 ms; CPU cores the server's processes "
         "used). `/reconstruct` is `?format=npz` (exact float32 arrays).",
         "",
