@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=256, ge=1)  # images waiting per stage; beyond it: 429 + Retry-After
     deadline_s: float = Field(default=10.0, gt=0)  # per request, from arrival; beyond it: 504
     max_inflight: int = Field(default=128, ge=1)  # product requests in progress at once; beyond: 429 at once
+    # 429s answered at once per second; each one beyond waits its turn (at most 1 s, its Retry-After), so clients
+    # that retry at once cannot keep the event loop busy refusing (service/pacing.py). 0: every 429 at once.
+    refusal_rate: float = Field(default=1000.0, ge=0)
     # Batches each queue runs at once, each in its own worker thread. 0: one per CPU core (at most 4) on CPU, where two
     # concurrent runs of a small graph do ~1.7x the images/s of one run on two intra-op threads
     # (docs/benchmarks.md), and 1 on CUDA, where one stream is kept busy by bigger batches.

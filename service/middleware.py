@@ -12,7 +12,8 @@ product routes themselves, request metrics, one access log line.
   the app (health, metadata, metrics, the page, /docs) goes to FastAPI. What applies to a route is read from its
   record: ``admission`` (at most ``max_inflight`` such requests are read, decoded, queued or answered at once;
   one more gets 429 ``queue_full`` with ``Retry-After`` before its body is read: a burst holds at most
-  ``max_inflight × max_body_bytes``, and a refusal costs one small write), ``auth`` (the bearer token).
+  ``max_inflight × max_body_bytes``, and a refusal costs one small write; beyond ``refusal_rate`` refusals per
+  second each waits its turn, at most 1 s: service/pacing.py), ``auth`` (the bearer token).
 - a client that hangs up before its request is read is a quiet info line and ``dae_client_disconnects_total``
   (status 499 in metrics and the access log, as nginx counts it), never a traceback.
 - ``X-Execution-Provider`` on every response once a model is loaded.
@@ -22,6 +23,7 @@ product routes themselves, request metrics, one access log line.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -46,6 +48,7 @@ from service.errors import (
 )
 from service.http import Call, Endpoint, Reply, check_auth, json_reply, not_ready
 from service.logs import defer
+from service.pacing import RefusalPacer
 from service.state import AppState
 
 access = logging.getLogger("service.access")
@@ -54,6 +57,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _ID_PREFIX = os.urandom(8).hex()  # per process (uvicorn's workers are spawned, so each draws its own)
 _ID_COUNTER = itertools.count(1)
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
+REFUSAL_MAX_WAIT_S = 1.0  # a paced refusal waits at most this long: the Retry-After it carries
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -92,6 +96,8 @@ class RequestContext:
         self._durations: dict[tuple[str, str, str], Any] = {}
         self._m_inflight = self.metrics.rejections.labels("inflight")
         self._refused = 0  # admission refusals since the last summary line
+        self.pacer = RefusalPacer(state.settings.refusal_rate, REFUSAL_MAX_WAIT_S)
+        self._paced = 0  # of those, refusals that waited their turn
         self._refused_since = time.monotonic()
         self._admitting: list[Any] | None = None
 
@@ -121,6 +127,10 @@ class RequestContext:
                 f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
                 headers={"Retry-After": "1"},
             )
+            wait = self.pacer.delay()
+            if wait > 0.0:  # beyond DAE_REFUSAL_RATE refusals per second: wait a turn (service/pacing.py)
+                await asyncio.sleep(wait)
+                self._paced += 1
             await self._send_error(scope, send, full, rid)
             ctx["refused"] = True
         elif admitted:
@@ -286,12 +296,13 @@ class RequestContext:
                         "status": status,
                         "reason": "inflight",
                         "count": self._refused,
+                        "paced": self._paced,  # of them, answered after waiting their turn
                         "endpoint": name,
                         "request_id": rid,  # the latest one
                         "seconds": round(now - self._refused_since, 3),
                     },
                 )
-                self._refused, self._refused_since = 0, now
+                self._refused, self._paced, self._refused_since = 0, 0, now
             return
         if access.isEnabledFor(logging.INFO):
             fields = {

@@ -53,7 +53,8 @@ the same image sent alone.
 
 Server-side time (from `/metrics`, bucket upper bounds) of the 429s: {f["server_seconds_429"]}; of the 200s:
 {f["server_seconds_200"]}. A refusal is decided before the request's body is read: at most `DAE_MAX_INFLIGHT`
-(default 128) product requests are in progress, one more gets 429 from the outermost middleware. The
+(default 128) product requests are in progress, one more gets 429 from the outermost middleware; beyond
+`DAE_REFUSAL_RATE` (default 1000) refusals per second each waits its turn, at most 1 s. The
 client-side times above are longer because thousands of connections opened at one instant wait for the one
 event loop to accept them (see "Findings").
 
