@@ -48,7 +48,7 @@ class Pipeline:
         self.runtime = runtime
         self.manifest = runtime.manifest
         self.has_warp = "warp" in runtime.sessions or "decoder" in runtime.sessions
-        self.fused = "decoder" in runtime.sessions
+        self.fused = runtime.fused
 
     def encode(self, inputs: Arrays) -> tuple[Arrays, dict[str, float]]:
         t0 = time.perf_counter()

@@ -11,8 +11,10 @@ Load order (each step refuses to start with a message that names the problem):
 5. ``session.get_providers()`` is what is really active: logged, exposed in metadata, metrics and a header;
    with ``DAE_REQUIRE_CUDA=true`` a session that fell back to the CPU (silently, onnxruntime#23372) is fatal.
 
-A bundle may carry the fused ``decoder`` graph (texture + deformation + warp in one graph); it is loaded next to
-the three graphs it replaces (they stay in the metadata) and used unless ``DAE_FUSED_DECODER=false``.
+A bundle may carry the fused ``decoder`` graph (texture + deformation + warp in one graph); unless
+``DAE_FUSED_DECODER=false`` it is loaded *instead of* the three graphs it replaces: they never run then, and
+loading them cost start-up time, a warm-up and memory. Their files are still checksummed (step 2), and
+``DAE_FUSED_DECODER=false`` loads and checks them in place of the fused one.
 On CPU with more than one intra-op thread, each graph also gets a one-thread session for small batches
 (``DAE_SOLO_MAX_BATCH``, default 1 image): measured here at batch 1, a second intra-op thread makes no graph
 faster (encoder 103 vs 169 µs, fused decoder 1.19 vs 1.29 ms, one vs two threads, spinning off) because
@@ -108,16 +110,16 @@ class Runtime:
         solo: dict[str, ort.InferenceSession] = {}
         use_solo = settings.solo_max_batch > 0 and settings.threads > 1 and CUDA not in providers
         keys = [k for k in GRAPH_NAMES if k in manifest.graphs]
-        if not settings.fused_decoder:
+        if settings.fused_decoder and "decoder" in keys:
+            keys = ["encoder", "decoder"]
+        else:
             keys = [k for k in keys if k != "decoder"]
-        # Beside a fused decoder the split graphs never run on the request path: no second session for them.
-        on_path = {"encoder", "decoder"} if "decoder" in keys else set(keys)
         for key in keys:
             spec = manifest.graphs[key]
             t0 = time.perf_counter()
             try:
                 sess = ort.InferenceSession(str(bundle / spec.file), sess_options=opts, providers=providers)
-                if use_solo and key in on_path:
+                if use_solo:
                     solo[key] = ort.InferenceSession(
                         str(bundle / spec.file), sess_options=session_options(1), providers=providers
                     )
@@ -156,6 +158,11 @@ class Runtime:
             missing = set(self.input_names["decoder"]) - set(self.output_names["encoder"]) - {"class_code"}
             if missing:
                 raise BundleError(f"graph 'decoder': inputs {sorted(missing)} are produced by no earlier graph")
+
+    @property
+    def fused(self) -> bool:
+        """Whether decoding is one run of the fused decoder graph (else texture, deformation, warp)."""
+        return "decoder" in self.sessions
 
     @property
     def providers(self) -> dict[str, list[str]]:

@@ -58,7 +58,7 @@ def test_concurrent_requests_form_batches(
     g = httpx.get(f"{server.url}/interpolate", params={"start": code, "end": end, "steps": 3, "format": "gif"})
     assert g.status_code == 200 and g.content[:6] == b"GIF89a"
     m = httpx.get(f"{server.url}/v2/models/tiny-dae").json()
-    assert m["providers"]["warp"] == ["CPUExecutionProvider"]
+    assert m["providers"]["decoder"] == ["CPUExecutionProvider"]
 
 
 def test_queue_bound_gives_429_and_the_deadline_504(

@@ -18,10 +18,8 @@ BUNDLE = Path(__file__).resolve().parents[2] / "models" / "mnist"
 
 def test_batches_up_to_the_limit_run_on_one_thread_sessions() -> None:
     rt = Runtime.load(Settings(bundle=BUNDLE, intra_op_threads=2, solo_max_batch=2, warmup=False))
-    # The fused decoder runs in place of the split graphs, so only the graphs on the request path get a second one.
-    assert "decoder" in rt.sessions and set(rt.solo) == {"encoder", "decoder"}
-    for key in set(rt.sessions) - set(rt.solo):
-        assert rt.session_for(key, 1) is rt.sessions[key]
+    # The fused decoder is loaded in place of the split graphs (they would never run): two graphs, each with a second.
+    assert set(rt.sessions) == set(rt.solo) == {"encoder", "decoder"} and rt.fused
     for key in rt.solo:
         assert rt.solo[key].get_session_options().intra_op_num_threads == 1
         assert rt.sessions[key].get_session_options().intra_op_num_threads == 2
@@ -39,7 +37,7 @@ def test_batches_up_to_the_limit_run_on_one_thread_sessions() -> None:
 
 def test_without_the_fused_decoder_every_split_graph_gets_one() -> None:
     rt = Runtime.load(Settings(bundle=BUNDLE, intra_op_threads=2, fused_decoder=False, warmup=False))
-    assert "decoder" not in rt.sessions and set(rt.solo) == set(rt.sessions) >= {"encoder", "texture", "warp"}
+    assert not rt.fused and set(rt.solo) == set(rt.sessions) == {"encoder", "texture", "deformation", "warp"}
 
 
 def test_no_solo_sessions_with_one_thread_or_when_turned_off() -> None:
