@@ -98,7 +98,8 @@ class RequestContext:
         self._refused = 0  # admission refusals since the last summary line
         self.pacer = RefusalPacer(state.settings.refusal_rate, REFUSAL_MAX_WAIT_S)
         self._paced = 0  # of those, refusals that waited their turn
-        self._refused_since = time.monotonic()
+        self._refused_since = 0.0  # the window's first refusal (time.monotonic)
+        self._refused_last: tuple[int, str, str] = (429, "", "")  # status, endpoint, request id of the latest
         self._admitting: list[Any] | None = None
 
     # -- the outer layer ---------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class RequestContext:
             wait = self.pacer.delay()
             if wait > 0.0:  # beyond DAE_REFUSAL_RATE refusals per second: wait a turn (service/pacing.py)
                 await asyncio.sleep(wait)
-                self._paced += 1
+                ctx["paced"] = True
             await self._send_error(scope, send, full, rid)
             ctx["refused"] = True
         elif admitted:
@@ -286,23 +287,15 @@ class RequestContext:
         child.observe(seconds)
         if refused:
             # Admission refusals are one summary line per second, not a line each: under a storm of clients that
-            # retry at once, a line per refusal would make the log itself the bottleneck (and the disk's).
+            # retry at once, a line per refusal would make the log itself the bottleneck (and the disk's). The
+            # line is written by a timer one second after the window's first refusal, so the last refusals of a
+            # storm are logged then, not at the next storm.
+            if self._refused == 0:
+                self._refused_since = time.monotonic()
+                asyncio.get_running_loop().call_later(1.0, self._log_refused)
             self._refused += 1
-            now = time.monotonic()
-            if now - self._refused_since >= 1.0:
-                access.info(
-                    "refused",
-                    extra={
-                        "status": status,
-                        "reason": "inflight",
-                        "count": self._refused,
-                        "paced": self._paced,  # of them, answered after waiting their turn
-                        "endpoint": name,
-                        "request_id": rid,  # the latest one
-                        "seconds": round(now - self._refused_since, 3),
-                    },
-                )
-                self._refused, self._paced, self._refused_since = 0, 0, now
+            self._paced += 1 if scope["state"].get("paced") else 0
+            self._refused_last = (status, name, rid)
             return
         if access.isEnabledFor(logging.INFO):
             fields = {
@@ -314,3 +307,19 @@ class RequestContext:
                 "seconds": round(seconds, 6),
             }
             defer(access, "request", fields)
+
+    def _log_refused(self) -> None:
+        status, name, rid = self._refused_last
+        access.info(
+            "refused",
+            extra={
+                "status": status,
+                "reason": "inflight",
+                "count": self._refused,
+                "paced": self._paced,  # of them, answered after waiting their turn
+                "endpoint": name,  # the latest one's
+                "request_id": rid,  # the latest one
+                "seconds": round(time.monotonic() - self._refused_since, 3),
+            },
+        )
+        self._refused = self._paced = 0
