@@ -3,7 +3,7 @@
 A 429 costs the event loop a parsed request and a written answer (about as much as the HTTP floor's whole
 request). Clients that ignore ``Retry-After`` (wrk, a naive retry loop) send the next request the moment the 429
 arrives, so at 10x the admission limit in connections the loop spent most of its time refusing and goodput fell
-to about half of capacity (docs/benchmarks.md). The pacer answers at most ``rate`` refusals per second at once;
+to about half of capacity (`make bench`, 0.51). The pacer answers at most ``rate`` refusals per second at once;
 each one beyond waits its turn (a timer, no work), at most ``max_wait`` seconds, so the refusal rate, and the
 loop time it takes, stays bounded whatever the clients do. Clients below the rate see no change.
 
