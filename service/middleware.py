@@ -57,7 +57,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _ID_PREFIX = os.urandom(8).hex()  # per process (uvicorn's workers are spawned, so each draws its own)
 _ID_COUNTER = itertools.count(1)
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the request before the answer"
-REFUSAL_MAX_WAIT_S = 1.0  # a paced refusal waits at most this long: the Retry-After it carries
+RETRY_AFTER_S = 1  # an admission refusal's Retry-After, and the longest a paced refusal waits before it is sent
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -96,7 +96,7 @@ class RequestContext:
         self._durations: dict[tuple[str, str, str], Any] = {}
         self._m_inflight = self.metrics.rejections.labels("inflight")
         self._refused = 0  # admission refusals since the last summary line
-        self.pacer = RefusalPacer(state.settings.refusal_rate, REFUSAL_MAX_WAIT_S)
+        self.pacer = RefusalPacer(state.settings.refusal_rate, RETRY_AFTER_S)
         self._paced = 0  # of those, refusals that waited their turn
         self._refused_since = 0.0  # the window's first refusal (time.monotonic)
         self._refused_last: tuple[int, str, str] = (429, "", "")  # status, endpoint, request id of the latest
@@ -126,7 +126,7 @@ class RequestContext:
             self._m_inflight.inc()
             full = QueueFullError(
                 f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
             wait = self.pacer.delay()
             if wait > 0.0:  # beyond DAE_REFUSAL_RATE refusals per second: wait a turn (service/pacing.py)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import socket
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
@@ -38,3 +41,16 @@ def assert_error(r: Any, status: int, code: str) -> dict[str, Any]:
     assert err["message"]
     assert err["request_id"] and err["request_id"] == r.headers["x-request-id"]
     return dict(err)
+
+
+def refused_before_body(url: str) -> tuple[float, bytes]:
+    """POST /encode headers announcing a body that never comes: only an answer given before reading the body can
+    arrive. Returns the seconds until the whole error answer (status line, headers, JSON) came, and its bytes."""
+    host = urlsplit(url)
+    with socket.create_connection((host.hostname, host.port), timeout=5) as sock:
+        t0 = time.monotonic()
+        sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 50000\r\n\r\n")
+        raw = b""
+        while b'"}}' not in raw and time.monotonic() - t0 < 5:
+            raw += sock.recv(65536)
+        return time.monotonic() - t0, raw

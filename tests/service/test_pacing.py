@@ -4,19 +4,17 @@ burst of refused requests."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
 
 from service.pacing import RefusalPacer
-from tests.service.service_helpers import digit_png, files
+from tests.service.service_helpers import digit_png, files, refused_before_body
 
 
 class Clock:
@@ -60,16 +58,10 @@ def test_rate_zero_turns_pacing_off() -> None:
 
 
 def _refused_after(url: str) -> float:
-    """Seconds until a 429 arrives for a request whose announced body never comes (refused before reading)."""
-    host = urlsplit(url)
-    with socket.create_connection((host.hostname, host.port), timeout=5) as sock:
-        t0 = time.monotonic()
-        sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 50000\r\n\r\n")
-        raw = b""
-        while b'"}}' not in raw and time.monotonic() - t0 < 5:
-            raw += sock.recv(65536)
-        assert raw.startswith(b"HTTP/1.1 429") and b'"queue_full"' in raw
-        return time.monotonic() - t0
+    """Seconds until a 429 arrives for a request refused before its body is read."""
+    seconds, raw = refused_before_body(url)
+    assert raw.startswith(b"HTTP/1.1 429") and b'"queue_full"' in raw
+    return seconds
 
 
 def test_a_service_spaces_refusals_beyond_its_rate(

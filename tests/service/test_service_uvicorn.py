@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.service.service_helpers import digit_png, files, npz
+from tests.service.service_helpers import digit_png, files, npz, refused_before_body
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -129,9 +129,6 @@ def test_a_broken_bundle_refuses_to_start_with_a_clear_message(tmp_path: Path, l
 def test_inflight_limit_refuses_before_reading_the_body(
     serve: Callable[..., Any], tiny: Callable[[str], Any], mnist_digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
-    import socket
-    from urllib.parse import urlsplit
-
     server = serve(tiny("dae").bundle, max_inflight=2, max_wait_ms=1500, max_batch=64)
     blob = digit_png(mnist_digits, 0)
     results: list[int] = []
@@ -144,15 +141,9 @@ def test_inflight_limit_refuses_before_reading_the_body(
     for t in threads:
         t.start()
     time.sleep(0.4)  # both wait in the encode queue for company (1.5 s): two requests in flight
-    host = urlsplit(server.url)
-    with socket.create_connection((host.hostname, host.port), timeout=5) as sock:
-        # Headers that announce a body which never comes: only an answer given before reading it can arrive.
-        sock.sendall(b"POST /encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 50000\r\n\r\n")
-        t0 = time.monotonic()
-        raw = b""
-        while b'"}}' not in raw and time.monotonic() - t0 < 5:  # the status line, headers and JSON body
-            raw += sock.recv(65536)
-        assert time.monotonic() - t0 < 1.0
+    # Headers that announce a body which never comes: only an answer given before reading it can arrive.
+    seconds, raw = refused_before_body(server.url)
+    assert seconds < 1.0
     head = raw.decode("latin-1")
     assert head.startswith("HTTP/1.1 429") and "retry-after: 1" in head.lower() and '"queue_full"' in head
     assert httpx.get(f"{server.url}/v2/health/live").status_code == 200  # non-product routes are not limited
