@@ -32,7 +32,7 @@ def _ignored(cfg: TrainConfig) -> set[str]:
     if cfg.variant != "class-aware":
         extra.add("class_weight")
     if cfg.variant != "intrinsic":
-        extra |= {"shading_weight", "shading_dim", "albedo_output"}
+        extra |= {"shading_weight", "shading_dim", "albedo_output", "shading_floor"}
     if cfg.variant == "autoencoder":  # no warp: the warm-up, the warp losses and the stage do not apply
         extra |= {
             "appearance_hold",

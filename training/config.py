@@ -53,6 +53,10 @@ class ModelConfig:
     # Intrinsic only: the albedo decoder's output. The default is the release's texture output, so checkpoints
     # saved before this field existed rebuild unchanged.
     albedo_output: AlbedoOutput = "hardtanh"
+    # Intrinsic only: the darkest shading the model can paint (an ambient light). At 0 (the release's, and
+    # what old checkpoints rebuild with) a shading of 0 can explain a black background, so the shading may
+    # take the object's silhouette; any floor above 0 leaves a black pixel to the albedo.
+    shading_floor: float = 0.0
     warp: WarpKind = "integral"
     warp_constants: WarpConstants = field(default_factory=WarpConstants)
     class_names: tuple[str, ...] = ()
@@ -70,6 +74,8 @@ class ModelConfig:
             raise ValueError(f"norm must be 'instance' or 'batch', got {self.norm!r}")
         if self.albedo_output not in ALBEDO_OUTPUTS:
             raise ValueError(f"albedo_output must be one of {ALBEDO_OUTPUTS}, got {self.albedo_output!r}")
+        if not 0.0 <= self.shading_floor < 1.0:
+            raise ValueError(f"shading_floor must be in [0, 1), got {self.shading_floor}")
         for name in ("appearance_dim", "shape_dim", "shading_dim", "num_classes", "zdim", "ndf", "ngf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")

@@ -328,6 +328,9 @@ class IntrinsicDAE(DeformingAutoencoder):
         assert latents.shading is not None
         albedo = self.albedo(self._with_code(latents.appearance, code))
         shading = self.shading_decoder(latents.shading)
+        floor = self.cfg.shading_floor
+        if floor > 0.0:  # the decoder's [0, 1] mapped onto [floor, 1]
+            shading = floor + (1.0 - floor) * shading
         return {"texture": albedo * shading, "albedo": albedo, "shading": shading}
 
 

@@ -61,6 +61,9 @@ class TrainConfig:
     albedo_output: AlbedoOutput = _opt(
         "hardtanh", "intrinsic only: albedo decoder output; hardtanh (the release's) sticks once an albedo is white"
     )
+    shading_floor: float = _opt(
+        0.0, "intrinsic only: darkest shading (an ambient light); above 0 a black pixel is the albedo's"
+    )
     appearance_dim: int = _opt(2, "appearance (texture) latent; small, so shape has to go through the warp")
     shape_dim: int = _opt(142, "shape (deformation) latent")
     shading_dim: int = _opt(16, "intrinsic only: shading latent")
@@ -137,6 +140,7 @@ class TrainConfig:
             ngf=self.ngf,
             norm=self.norm,
             albedo_output=self.albedo_output,
+            shading_floor=self.shading_floor,
             warp=self.warp,
             warp_constants=WarpConstants(self.increment_scale, self.grid_offset, self.grid_clamp),
             class_names=class_names,

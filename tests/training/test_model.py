@@ -119,6 +119,30 @@ def test_a_white_albedo_still_learns_with_the_sigmoid_output_and_not_with_hardta
         ModelConfig(variant="intrinsic", albedo_output="relu")  # type: ignore[arg-type]
 
 
+def test_a_shading_floor_leaves_black_pixels_to_the_albedo() -> None:
+    # With a floor the shading can no longer be 0, so a black pixel can only be a black albedo; the floor maps
+    # the decoder's [0, 1] onto [floor, 1] (the same weights, the same shading up to that map).
+    x = torch.rand(4, 1, 32, 32)
+    shadings = {}
+    for floor in (0.0, 0.05):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(variant="intrinsic", image_size=32, shading_floor=floor, **TINY)).eval()
+        last = [m for m in model.shading_decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+        last.register_forward_hook(lambda _m, _i, out: out - 10.0)  # pre-activation far below 0: black
+        with torch.no_grad():
+            out = model(x)
+        assert out.shading is not None and out.albedo is not None
+        torch.testing.assert_close(out.texture, out.albedo * out.shading)
+        shadings[floor] = out.shading
+    assert float(shadings[0.0].max()) == 0.0
+    torch.testing.assert_close(shadings[0.05], torch.full_like(shadings[0.05], 0.05))
+    cfg = ModelConfig(variant="intrinsic", image_size=32, shading_floor=0.05).to_dict()
+    del cfg["shading_floor"]
+    assert ModelConfig.from_dict(cfg).shading_floor == 0.0  # checkpoints from before the option
+    with pytest.raises(ValueError, match="shading_floor"):
+        ModelConfig(variant="intrinsic", shading_floor=1.0)
+
+
 def test_plain_autoencoder_has_the_same_encoder_and_total_latent() -> None:
     dae = ModelConfig(image_size=32)
     ae = build_model(ModelConfig(variant="autoencoder", image_size=32))
