@@ -158,6 +158,12 @@ def _fmt(x: float, digits: int = 0) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
+def _cores(cell: dict[str, Any]) -> str:
+    server = _fmt(cell["cores"] or math.nan, 2)
+    load = cell.get("load_cores")  # absent in runs recorded before it was measured
+    return server if load is None else f"{server} + {_fmt(load, 2)}"
+
+
 def section(http: dict[str, Any], fig: str) -> list[str]:
     cs = http["settings"]["connections"]
     head = [f"`/{ep}` {c} conn" for ep in ("encode", "reconstruct") for c in cs]
@@ -168,7 +174,8 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
         f"{http['settings']['rounds']} interleaved rounds of {http['settings']['seconds']:g} s (best round counts), "
         f"each after {http['settings'].get('warmup', 0):g} s of the same load that does not count, "
         "on the same 2 cores as the servers. Cells: 2xx req/s (p50 / p99 ms; CPU cores the server's processes "
-        "used). `/reconstruct` is `?format=npz` (exact float32 arrays).",
+        "used + wrk's: a sum near 2 means the machine was full, well below 2 that the server waited, not worked). "
+        "`/reconstruct` is `?format=npz` (exact float32 arrays).",
         "",
         "| server | " + " | ".join(head) + " |",
         "|---|" + "---|" * len(head),
@@ -185,8 +192,7 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
                 cells.append(
                     "–"
                     if not cell
-                    else f"{_fmt(cell['good_rps'])} ({cell['p50_ms']:.2f} / "
-                    f"{cell['p99_ms']:.1f}; {_fmt(cell['cores'] or math.nan, 2)})"
+                    else f"{_fmt(cell['good_rps'])} ({cell['p50_ms']:.2f} / {cell['p99_ms']:.1f}; {_cores(cell)})"
                 )
         lines.append(f"| {LABELS[server]} | " + " | ".join(cells) + " |")
     diffs = ", ".join(f"{k} {v:.1e}" for k, v in http.get("output_max_abs_diff", {}).items())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -53,6 +54,8 @@ class Run:
     p90_ms: float
     p99_ms: float
     cores: float | None
+    # wrk's own CPU (user + system cores over the run): with the server's, whether the machine's cores were full
+    load_cores: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +111,7 @@ def wrk(
             url,
         ]
         cpu0, t0 = (cpu_seconds(pid) if pid else None), time.perf_counter()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
             cmd,
             capture_output=True,
@@ -118,6 +122,8 @@ def wrk(
         )
         wall = time.perf_counter() - t0
         cpu1 = cpu_seconds(pid) if pid else None
+        # Children reaped meanwhile: wrk (the servers are children too, but they stay up through the run).
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("{")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-1000:]} {done.stdout[-1000:]}")
@@ -136,4 +142,5 @@ def wrk(
         p90_ms=r["p90_us"] / 1000,
         p99_ms=r["p99_us"] / 1000,
         cores=None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / wall,
+        load_cores=(kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime) / wall,
     )

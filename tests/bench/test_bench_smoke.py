@@ -63,7 +63,7 @@ def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
     http = result["http"]  # wrk against the floor, the service and the minimal server; outputs equal first
     assert set(http["runs"]) == {"floor", "service", "minimal"}
     assert all(
-        cell["requests"] > 0 and not cell["non_2xx"]
+        cell["requests"] > 0 and not cell["non_2xx"] and cell["cores"] > 0 and cell["load_cores"] > 0
         for server in http["runs"].values()
         for ep in server.values()
         for cell in ep.values()
