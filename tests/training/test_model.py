@@ -127,6 +127,7 @@ def test_a_shading_floor_leaves_black_pixels_to_the_albedo() -> None:
     for floor in (0.0, 0.05):
         torch.manual_seed(0)
         model = build_model(ModelConfig(variant="intrinsic", image_size=32, shading_floor=floor, **TINY)).eval()
+        assert isinstance(model, IntrinsicDAE)
         last = [m for m in model.shading_decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
         last.register_forward_hook(lambda _m, _i, out: out - 10.0)  # pre-activation far below 0: black
         with torch.no_grad():
