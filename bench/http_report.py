@@ -122,32 +122,27 @@ WHY: dict[str, str] = {
         "Against the floor the service pays for the model and for the image: per request it decodes a PNG with "
         "Pillow (0.13-0.18 ms), runs the encoder (about 0.2 ms at batch 1, about 0.06 ms per image at batch "
         "16), builds the latent code and the JSON; the floor does none of that (0.15-0.2 ms of CPU per "
-        "request). At 16 connections the cores column says the rest: the service's process uses about 1.1 "
-        "cores and wrk about 0.1, so a core sits idle while requests wait for one event loop and its batch "
-        "threads, which take turns on the GIL (py-spy --gil: held 59 % of the time, half by the loop, half by "
-        "the batch threads). What used the idle core: two service processes on the same port "
-        "(SO_REUSEPORT, a /tmp experiment of the same code, quiet machine, 3 interleaved rounds): 3,604 / "
-        "2,752 / 2,665 req/s against 2,375 / 1,682 / 1,781 for one process and 2,052 at best for the minimal "
-        "server. The service has no setting for that yet (its metrics, admission limit and drain are per "
-        "process); the floor is one process too."
+        "request). The floor is one process too."
     ),
-    "minimal-16": (
+    "one loop": (
         "At 16 connections the service's process uses about 1.1-1.2 cores on /encode and wrk about 0.1 (the "
         "cores column: server + wrk), so one core is mostly idle: one event loop and its batch threads take "
         "turns on the GIL (py-spy --gil: held 59 % of the time, half by each; the encoder busy a third of the "
-        "time, batches of about 9). /reconstruct fills more (1.4-1.8 cores: two decoder batches at once, "
+        "time, batches of about 9). Cheaper per request did not move it this time: decoding the PNGs on the "
+        "loop instead of in the batch thread was slower, one-thread sessions at every batch size, one batch "
+        "loop, or batches of at most 4 or 8 within the rounds' noise (those with niced trainings in the "
+        "background). What used the idle core: two service processes on the same port (SO_REUSEPORT, a /tmp "
+        "experiment of the same code, quiet machine, 3 interleaved rounds): 3,604 / 2,752 / 2,665 req/s "
+        "against 2,375 / 1,682 / 1,781 for one process and 2,052 at best for the minimal server. The service "
+        "has no setting for that yet (its metrics, admission limit and drain are per process)."
+    ),
+    "minimal-16": (
+        "/reconstruct at 16 connections fills more (1.4-1.8 cores: two decoder batches at once, "
         "`DAE_BATCH_LOOPS`). The minimal server also leaves a core idle (its one event loop waits in "
         "`session.run`, about 1.0-1.3 cores) but spends nothing on batching, metrics, latent codes or logs. "
-        "py-spy of /encode at 16 connections before the per-request work was cut: the access "
-        "log 17 % of the loop's time, uuid4 5 %, softmax and argmax per request 8 %, the latent code 8 % (now: "
-        "access lines in bulk from a flusher thread, counter ids, softmax and codes per batch). Cheaper per "
-        "request did not move it this time: decoding the PNGs on the loop instead of in the batch thread was "
-        "slower, one-thread sessions at every batch size, one batch loop, or batches of at most 4 or 8 "
-        "within the rounds' noise (those with niced trainings in the background). A second process on the "
-        "same port did: 1.5x one process "
-        "(SO_REUSEPORT, a /tmp experiment, quiet machine: 3,604 / 2,752 / 2,665 req/s against 2,375 / 1,682 / "
-        "1,781, the minimal server 2,052 at best); the service has no setting for it yet (its metrics, "
-        "admission limit and drain are per process)."
+        "py-spy of /encode at 16 connections before the per-request work was cut: the access log 17 % of the "
+        "loop's time, uuid4 5 %, softmax and argmax per request 8 %, the latent code 8 % (now: access lines "
+        "in bulk from a flusher thread, counter ids, softmax and codes per batch)."
     ),
 }
 
@@ -159,11 +154,11 @@ def _why(name: str, what: str) -> list[str]:
     if "in-process" in name:
         return [WHY["in-process"]]
     if "floor" in name:
-        return [WHY["floor"], *([WHY["1 connection"]] if one else [])]
+        return [WHY["floor"], WHY["1 connection"] if one else WHY["one loop"]]
     if one:
         return [WHY["1 connection"]]
     if "16 connections" in name:
-        return [WHY["minimal-16"]]
+        return [WHY["one loop"], WHY["minimal-16"]]
     return []
 
 
