@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     auth_token: SecretStr | None = None  # when set, product endpoints need "Authorization: Bearer <token>"
     drain_timeout_s: float = Field(default=20.0, gt=0)  # SIGTERM: how long accepted requests may take to finish
     shutdown_delay_s: float = Field(default=0.0, ge=0)  # SIGTERM: keep serving (ready=503) this long before closing
+    # Service processes on the one port (service/workers.py): each loads the bundle and runs its own event loop, so
+    # N workers use up to N cores for the per-request Python one process runs on one core. Limits, queues and
+    # refusal pacing are per worker; the CPU cores are shared out between them (``threads``). 1: no supervisor.
+    workers: int = Field(default=1, ge=1, le=64)
 
     # -- runtime -----------------------------------------------------------------------------------------
     providers: str = f"{CUDA},{CPU}"  # priority order, filtered by what onnxruntime offers
@@ -109,4 +113,5 @@ class Settings(BaseSettings):
 
     @property
     def threads(self) -> int:
-        return self.intra_op_threads or (os.cpu_count() or 1)
+        """Intra-op threads per session: the cores shared out between the workers unless set."""
+        return self.intra_op_threads or max(1, (os.cpu_count() or 1) // self.workers)

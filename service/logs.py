@@ -31,6 +31,10 @@ class JsonFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
 
+    def __init__(self, fields: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.fields = fields or {}  # on every line (``worker`` under DAE_WORKERS > 1)
+
     def format(self, record: logging.LogRecord) -> str:
         second = int(record.created)
         if second != self._second:  # strftime once per second, not per line
@@ -40,6 +44,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **self.fields,
         }
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
@@ -145,11 +150,16 @@ def defer(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
     logger.info(msg, extra=fields)
 
 
-def configure(level: str, json_lines: bool) -> None:
-    """Route the service's and uvicorn's loggers to one stderr handler (our access log replaces uvicorn's)."""
+def configure(level: str, json_lines: bool, worker: int | None = None) -> None:
+    """Route the service's and uvicorn's loggers to one stderr handler (our access log replaces uvicorn's).
+
+    ``worker``: this process's index under ``DAE_WORKERS`` > 1, a ``worker`` field on every line."""
     stream = logging.StreamHandler(sys.stderr)
+    tag = "" if worker is None else f"[worker {worker}] "
     stream.setFormatter(
-        JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter(None if worker is None else {"worker": worker})
+        if json_lines
+        else logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
     )
     handler = BulkHandler(stream)
     atexit.register(handler.close)  # logging.shutdown only flushes handlers still attached at exit

@@ -9,11 +9,21 @@ dae_queue_depth{queue}                                    images waiting now
 dae_rejections_total{reason}                              queue_full | inflight | deadline | draining | not_ready | auth
 dae_client_disconnects_total{endpoint}                    clients gone before their request was read (499)
 dae_model_info{name, version, sha256, variant, providers} 1 while a model is loaded
+
+Under ``DAE_WORKERS`` > 1 every worker process writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by
+the supervisor, service/workers.py) and ``/metrics``, whichever worker answers it, renders all of them summed
+(prometheus_client's multiprocess mode): counters and histograms over every worker that ever ran, queue depth
+summed over the live ones, model info their maximum.
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is first imported
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -47,7 +57,9 @@ class Metrics:
         )
         self.batches = Counter("dae_batches", "Model calls per queue", ["queue"], registry=r)
         self.batch_images = Counter("dae_batch_images", "Images (or latent rows) run per queue", ["queue"], registry=r)
-        self.queue_depth = Gauge("dae_queue_depth", "Images waiting in a queue", ["queue"], registry=r)
+        self.queue_depth = Gauge(
+            "dae_queue_depth", "Images waiting in a queue", ["queue"], registry=r, multiprocess_mode="livesum"
+        )
         self.rejections = Counter("dae_rejections", "Requests refused, by reason", ["reason"], registry=r)
         self.disconnects = Counter(
             "dae_client_disconnects",
@@ -60,7 +72,13 @@ class Metrics:
             "The loaded model",
             ["name", "version", "sha256", "variant", "providers"],
             registry=r,
+            multiprocess_mode="livemax",
         )
+        # Multiprocess mode: this process's metrics live in files beside the other workers'; a scrape reads them all.
+        self.exposed = self.registry
+        if os.environ.get(MULTIPROC_ENV):
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]  # (untyped in the client)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)

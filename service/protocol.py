@@ -7,7 +7,7 @@ answer's HTTP cost, refusals included. Two differences from h11 are closed here:
   (explicit latents in ``/interpolate``): a longer URL is split at ``?`` by hand, so the app answers it with
   its own JSON 4xx, exactly as under h11;
 - it has no limit on the request head at all: heads above ``MAX_HEAD_BYTES`` (h11's setting in
-  ``service/__main__.py``) are refused the way h11 refuses them, with uvicorn's 400.
+  ``service/server.py``) are refused the way h11 refuses them, with uvicorn's 400.
 
 The hostile-input corpus (tests/service/reliability) pins both against a real server.
 """

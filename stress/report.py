@@ -73,7 +73,7 @@ Server alive after the run: {f["alive_after"]}; exit code after SIGTERM: {f["exi
 ## Findings
 
 - Request heads longer than 16 KiB (for example a 100 kB query of explicit latents) were parsed or refused
-  depending on how TCP split them (h11's default incomplete-event limit). `service/__main__.py` now allows
+  depending on how TCP split them (h11's default incomplete-event limit). `service/server.py` now allows
   heads up to 256 KiB, so such queries always reach the handlers and get their own 4xx.
 - Queue admission used to happen only after the upload was read and decoded, so under a burst a 429 took as
   long on the server as an accepted request (about 1 s median in the quick test). The service now refuses

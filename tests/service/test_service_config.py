@@ -45,6 +45,7 @@ def test_environment_overrides_with_the_prefix(monkeypatch: pytest.MonkeyPatch, 
         {"DAE_QUEUE_SIZE": "4", "DAE_MAX_IMAGES_PER_REQUEST": "8"},
         {"DAE_MAX_PIXELS": "999999999"},
         {"DAE_PROVIDERS": " , "},
+        {"DAE_WORKERS": "0"},
     ],
 )
 def test_incoherent_settings_are_refused(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
@@ -52,3 +53,9 @@ def test_incoherent_settings_are_refused(monkeypatch: pytest.MonkeyPatch, env: d
         monkeypatch.setenv(k, v)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_workers_share_the_cores_out_unless_threads_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [Settings(workers=n).threads for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    assert Settings(workers=4, intra_op_threads=3).threads == 3
