@@ -82,7 +82,12 @@ PROFILES: dict[str, Profile] = {
         oip=dict(clients=(1,), images_per_request=(2,), seconds=0.3, max_requests=20, rounds=1),
         # no LitServe (its virtualenv takes minutes to make) and no storm: bench-ci stays fast
         http=dict(
-            connections=(1, 4), seconds=1.0, rounds=1, warmup=0.0, storm=(), servers=("floor", "service", "minimal")
+            connections=(1, 4),
+            seconds=1.0,
+            rounds=1,
+            warmup=0.0,
+            storm=(),
+            servers=("floor", "service", "service-2", "minimal"),
         ),
     ),
 }

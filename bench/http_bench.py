@@ -6,16 +6,19 @@ One server up at a time, ``rounds`` interleaved rounds (the best of them counts:
 same PNG body for everyone (``docs/figures/digit.png``, posted raw as ``image/png``):
 
 - ``floor``: ``bench/peers/floor.py`` on plain uvicorn (``--loop asyncio --http h11``): the HTTP stack alone;
-- ``service``: ``python -m service`` with its defaults (``harness.server.launch``);
+- ``service``: ``python -m service`` with its defaults (``harness.server.launch``): one process;
+- ``service-2``: the same with ``DAE_WORKERS=2``, one worker per core of this 2-core machine (service/workers.py);
 - ``minimal``: ``bench/peers/minimal.py`` (FastAPI + onnxruntime, session.run inline) on uvicorn's defaults;
+- ``minimal-2``: the same with ``uvicorn --workers 2``: the peer given as many processes as ``service-2``;
 - ``litserve``: ``bench/peers/lit.py`` (LitServe, batching on) from ``build/peers-venv`` (made on first use).
 
 Before timing, every model server's answers are compared with onnxruntime run in this process (max abs
 difference of the latents and of the .npz arrays). Then, per endpoint (``/encode``; ``/reconstruct?format=npz``)
 and connection count, one wrk run: req/s, p50/p99, CPU cores the server's processes used. In-process
-onnxruntime throughput for /reconstruct is measured at the images per batch the service itself formed. The
-storm: wrk at ``storm`` × ``DAE_MAX_INFLIGHT`` connections (clients that retry at once) against the service;
-goodput = 2xx answers per second, compared with the service's capacity; the log is searched for tracebacks.
+onnxruntime throughput for /reconstruct is measured at the images per batch each service row itself formed.
+The storm: wrk at ``storm`` × the admission limit in connections (``DAE_MAX_INFLIGHT`` per worker; clients that
+retry at once) against each service row; goodput = 2xx answers per second, compared with that row's capacity;
+the log is searched for tracebacks.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ ENDPOINTS = {"encode": "/encode", "reconstruct": "/reconstruct?format=npz"}
 BODY = REPO / "docs" / "figures" / "digit.png"
 PEERS_VENV = REPO / "build" / "peers-venv"
 PEER_PACKAGES = ("litserve", "onnxruntime", "pillow", "numpy")
-MAX_INFLIGHT = 128  # the service's default DAE_MAX_INFLIGHT
+MAX_INFLIGHT = 128  # the service's default DAE_MAX_INFLIGHT (per worker)
+SERVICES: dict[str, dict[str, Any]] = {"service": {}, "service-2": {"workers": 2}}  # launch settings per row
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class HttpSettings:
     warmup: float = 1.0  # seconds of the same load before each timed run, not counted (every server alike)
     storm: tuple[int, ...] = (4, 10)  # multiples of DAE_MAX_INFLIGHT, in connections
     storm_seconds: float = 6.0
-    servers: tuple[str, ...] = ("floor", "service", "minimal", "litserve")
+    servers: tuple[str, ...] = ("floor", "service", "service-2", "minimal", "minimal-2", "litserve")
 
 
 def http_bundle(root: Path) -> Path:
@@ -112,8 +116,12 @@ def peers_python() -> Path:
 
 def start(name: str, bundle: Path, work: Path) -> Served:
     log = work / f"{name}.log"
-    if name == "service":
-        s = launch(bundle, log)
+    if name in SERVICES:
+        settings = SERVICES[name]
+        s = launch(bundle, log, **settings)
+        workers = int(settings.get("workers", 1))
+        if workers > 1:  # ready answers once one worker is; time them all
+            s.wait_until(lambda: s.logs().count('"message":"ready"') >= workers, 60, "ready in every worker")
         return Served(s.url, s.pid, s.stop, log)
     port = free_port()
     env = {**os.environ, "DAE_BUNDLE": str(bundle), "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO)}
@@ -122,6 +130,8 @@ def start(name: str, bundle: Path, work: Path) -> Served:
         cmd = [*uvicorn, "--loop", "asyncio", "--http", "h11", "bench.peers.floor:app"]
     elif name == "minimal":
         cmd = [*uvicorn, "bench.peers.minimal:app"]  # uvicorn's defaults, as a user would run it
+    elif name == "minimal-2":
+        cmd = [*uvicorn, "--workers", "2", "bench.peers.minimal:app"]
     elif name == "litserve":
         cmd = [str(peers_python()), "-m", "bench.peers.lit", "--port", str(port)]
     else:
@@ -130,6 +140,8 @@ def start(name: str, bundle: Path, work: Path) -> Served:
     url = f"http://127.0.0.1:{port}"
     body = BODY.read_bytes()
     proc.wait_until(lambda: _http_ok(url + "/encode", "POST", body), timeout=120)
+    if name == "minimal-2":  # the first worker answers before the second has loaded its session
+        time.sleep(3)
     return Served(url, proc.pid, proc.stop, log)
 
 
@@ -235,7 +247,7 @@ def bench_http(bundle: Path, work: Path, s: HttpSettings, progress: Callable[[st
     ref = reference_outputs(bundle, body)
     runs: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     diff: dict[str, float] = {}
-    batches: dict[int, float] = {}
+    batches: dict[str, dict[int, float]] = {}
     skipped: dict[str, str] = {}
     for rnd in range(s.rounds):
         for name in s.servers:
@@ -252,12 +264,12 @@ def bench_http(bundle: Path, work: Path, s: HttpSettings, progress: Callable[[st
                     diff[name] = output_difference(served.url, body, ref)
                 for endpoint, path in ENDPOINTS.items():
                     for c in s.connections:
-                        before = _metrics(served.url) if name == "service" else ""
+                        before = _metrics(served.url) if name in SERVICES else ""
                         run = measure(served, path, body, c, s.seconds, s.warmup)
-                        if name == "service" and endpoint == "reconstruct":
-                            b0, i0 = _batches(before, "decode")
+                        if name in SERVICES and endpoint == "reconstruct":
+                            b0, i0 = _batches(before, "decode")  # /metrics sums every worker's
                             b1, i1 = _batches(_metrics(served.url), "decode")
-                            batches[c] = (i1 - i0) / max(b1 - b0, 1.0)
+                            batches.setdefault(name, {})[c] = (i1 - i0) / max(b1 - b0, 1.0)
                         cell = runs.setdefault(name, {}).setdefault(endpoint, {})
                         if c not in cell or run.good_rps > cell[c]["good_rps"]:
                             cell[c] = run.as_dict()
@@ -274,35 +286,43 @@ def bench_http(bundle: Path, work: Path, s: HttpSettings, progress: Callable[[st
         "skipped": skipped,
         "service_decode_batch": batches,
     }
-    result["in_process"] = {
-        str(c): {"batch": max(1, round(b)), "images_per_s": in_process(bundle, body, max(1, round(b)))}
-        for c, b in batches.items()
-    }
-    if s.storm and "service" in s.servers:
-        result["storm"] = storm(bundle, work, body, s, progress)
+    speed: dict[int, float] = {}  # in-process images/s per batch size, measured once per size
+    result["in_process"] = {}
+    for name, per in batches.items():
+        for c, formed in per.items():
+            b = max(1, round(formed))
+            if b not in speed:
+                speed[b] = in_process(bundle, body, b)
+            result["in_process"].setdefault(name, {})[str(c)] = {"batch": b, "images_per_s": speed[b]}
+    if s.storm:
+        result["storm"] = {name: storm(name, bundle, work, body, s, progress) for name in SERVICES if name in s.servers}
     return result
 
 
-def storm(bundle: Path, work: Path, body: bytes, s: HttpSettings, progress: Callable[[str], None]) -> dict[str, Any]:
-    """/reconstruct at k × DAE_MAX_INFLIGHT connections of clients that retry at once; goodput vs capacity."""
-    log = work / "service-storm.log"
-    server = launch(bundle, log)
-    served = Served(server.url, server.pid, server.stop, log)
+def storm(
+    name: str, bundle: Path, work: Path, body: bytes, s: HttpSettings, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """/reconstruct at k × the admission limit in connections, clients that retry at once; goodput vs capacity."""
+    served = start(name, bundle, work)
+    log = served.log
+    admission = MAX_INFLIGHT * int(SERVICES[name].get("workers", 1))
     try:
         capacity = max(
             measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds, s.warmup).good_rps for c in (16, 64)
         )
         rows = []
         for k in s.storm:
-            run = measure(served, ENDPOINTS["reconstruct"], body, k * MAX_INFLIGHT, s.storm_seconds)
+            run = measure(served, ENDPOINTS["reconstruct"], body, k * admission, s.storm_seconds)
             rows.append({"multiple": k, **run.as_dict(), "goodput_ratio": run.good_rps / capacity})
             progress(
-                f"[bench] http storm {k}x: {run.good_rps:,.0f} good req/s of {run.rps:,.0f} (capacity {capacity:,.0f})"
+                f"[bench] http storm {name} {k}x: {run.good_rps:,.0f} good req/s of {run.rps:,.0f} "
+                f"(capacity {capacity:,.0f})"
             )
     finally:
         served.stop()
     text = log.read_text(errors="replace")
     return {
+        "admission": admission,
         "capacity_rps": capacity,
         "rows": rows,
         "tracebacks": text.count("Traceback"),

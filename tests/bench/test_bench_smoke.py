@@ -1,7 +1,7 @@
 """The benchmark scripts cannot rot: a CI-sized run of the real code writes its report, and the pieces it is
 built from (release-port step, timing, metrics parsing, memory analysis, loadgen guards) do what they claim.
 
-    .venv/bin/python -m pytest tests/bench -x -q      # about 40 s on 2 cores (the smoke run starts 3 servers)
+    .venv/bin/python -m pytest tests/bench -x -q      # about 50 s on 2 cores (the smoke run starts 4 servers)
 """
 
 from __future__ import annotations
@@ -60,15 +60,18 @@ def test_ci_run_writes_the_report_with_every_target(tmp_path: Path) -> None:
     assert all(r["images_per_s"] > 0 for r in result["model"] + result["training"] if "images_per_s" in r)
     assert result["training"][0]["ours_images_per_s"] > 0 and result["training"][0]["release_images_per_s"] > 0
     assert len(result["service"]["memory"]["samples"]) >= 2
-    http = result["http"]  # wrk against the floor, the service and the minimal server; outputs equal first
-    assert set(http["runs"]) == {"floor", "service", "minimal"}
+    http = result["http"]  # wrk against the floor, the service (1 and 2 workers), the minimal server; outputs equal
+    assert set(http["runs"]) == {"floor", "service", "service-2", "minimal"}
     assert all(
         cell["requests"] > 0 and not cell["non_2xx"] and cell["cores"] > 0 and cell["load_cores"] > 0
         for server in http["runs"].values()
         for ep in server.values()
         for cell in ep.values()
     )
-    assert http["output_max_abs_diff"]["service"] == 0.0 and http["output_max_abs_diff"]["minimal"] < 1e-5
+    diff = http["output_max_abs_diff"]
+    assert diff["service"] == diff["service-2"] == 0.0 and diff["minimal"] < 1e-5
+    # /metrics of the two-worker service counted the decoder batches of both (read between wrk runs)
+    assert all(b >= 1.0 for b in http["service_decode_batch"]["service-2"].values())
     oip = result["oip"]["rows"]  # every protocol answered, all 200
     assert {r["protocol"] for r in oip} == {"rest-png", "oip-binary", "oip-json"}
     assert all(r["requests"] > 0 and not r["non_2xx"] for r in oip)
