@@ -67,7 +67,9 @@ FINDINGS: list[str] = [
     "time per request at 16 connections (py-spy); the service writes the same members in one pass in "
     "0.08 ms (service/render.py).",
     "- **The service under load**: `busy` stays well below 1 for /encode, so more clients add queueing, not "
-    "throughput; the one event loop is the bottleneck. For /reconstruct the four graphs are a larger share.",
+    "throughput; the one event loop is the bottleneck (one process used about 1.2 of the 2 cores). For "
+    "/reconstruct the four graphs are a larger share. `DAE_WORKERS=2` (one event loop per core, "
+    "service/workers.py) is what used the rest: see the HTTP section.",
     "- **Pictures cost more than the model**: the default /reconstruct (JSON with every picture as a PNG) "
     "is several times slower than `outputs=reconstruction&format=npz` at the same load; ask only for the "
     "outputs you need.",

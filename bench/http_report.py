@@ -106,14 +106,17 @@ WHY: dict[str, str] = {
         "costs most of the floor's 0.2 ms."
     ),
     "in-process": (
-        "At batch 1 onnxruntime alone does the encoder and the fused decoder in about 2.0-2.2 ms in a tight "
-        "loop. Even without HTTP the service's app does not reach 0.8: the app called in process as an ASGI "
-        "callable (no socket, no uvicorn) ran /reconstruct at 0.67-0.74 of that loop, three rounds. Timed "
-        "inside it per request: onnxruntime 2.38 ms (between two runs the app decodes a PNG and writes an "
-        ".npz, so the decoder's 8 MB of weights no longer sit in the caches as in the loop), PNG decoding "
-        "0.24 ms (0.06 ms in a tight loop, for the same reason), the two batch stages' bookkeeping 0.26 ms, "
-        "the .npz of nine arrays 0.1 ms, routing and the middleware 0.1 ms. HTTP adds about 0.2 ms (the "
-        "floor's time per request). The minimal server, which does less, lands at about the same ratio."
+        "At one connection nothing batches, and the ratio compares one request's whole path with the model "
+        "alone: onnxruntime runs the encoder and the fused decoder on one image in a tight loop in about "
+        "1.3-1.7 ms here (600-780 images/s, moving with the machine's state from run to run), while a "
+        "request also carries HTTP (about 0.16 ms, the floor's time per request), PNG decoding, the .npz of "
+        "nine arrays, the latent code and the two batch stages' bookkeeping (together about 0.3 ms: the app "
+        "called in process as an ASGI callable, no socket, took 1.9-2.2 ms per /reconstruct), and the model "
+        "itself runs slower between them than in the loop (its weights leave the caches while the request's "
+        "own work runs). So 0.8 needs the rest of the path under about 0.3 ms: met in some runs (1.40 in one "
+        "run of the same code), missed in most (0.53-0.66); interleaved A/B rounds of the same settings "
+        "swung from 382 to 619 req/s. The minimal server, which does less per request, lands at about the "
+        "same ratio. At 16 connections, where batches form, the same ratio is above 1."
     ),
     "storm": (
         "Under a storm the event loop is the scarce resource, not the model. py-spy at 512 connections of "
@@ -126,25 +129,25 @@ WHY: dict[str, str] = {
         "10x the limit wrk sent 8,100 req/s, 7,600 of them refused, and goodput was 0.51 of capacity. Refusals "
         "are now paced (`DAE_REFUSAL_RATE`, 1,000 per second answered at once, each one beyond waits its turn, "
         "at most 1 s): the retries slow down to the pace and the loop serves the admitted requests. Beyond "
-        "that, more event loops: several server processes (the compose `scaled` profile)."
+        "that, more event loops: `DAE_WORKERS` (one per core) or replicas behind nginx (the compose `lb` profiles)."
     ),
     "floor": (
         "Against the floor the service pays for the model and for the image: per request it decodes a PNG with "
         "Pillow (0.13-0.18 ms), runs the encoder (about 0.2 ms at batch 1, about 0.06 ms per image at batch "
         "16), builds the latent code and the JSON; the floor does none of that (0.15-0.2 ms of CPU per "
-        "request). The floor is one process too."
+        "request). The floor is one process, as the issue defines it (the one-process column is the like-for-like "
+        "ratio)."
     ),
     "one loop": (
-        "At 16 connections the service's process uses about 1.1-1.2 cores on /encode and wrk about 0.1 (the "
-        "cores column: server + wrk), so one core is mostly idle: one event loop and its batch threads take "
-        "turns on the GIL (py-spy --gil: held 59 % of the time, half by each; the encoder busy a third of the "
-        "time, batches of about 9). Cheaper per request did not move it this time: decoding the PNGs on the "
-        "loop instead of in the batch thread was slower, one-thread sessions at every batch size, one batch "
-        "loop, or batches of at most 4 or 8 within the rounds' noise (those with niced trainings in the "
-        "background). What used the idle core: two service processes on the same port (SO_REUSEPORT, a /tmp "
-        "experiment of the same code, quiet machine, 3 interleaved rounds): 3,604 / 2,752 / 2,665 req/s "
-        "against 2,375 / 1,682 / 1,781 for one process and 2,052 at best for the minimal server. The service "
-        "has no setting for that yet (its metrics, admission limit and drain are per process)."
+        "One service process at 16 connections uses about 1.1-1.2 of the 2 cores on /encode and wrk about 0.1 "
+        "(the cores column: server + wrk): one event loop and its batch threads take turns on the GIL (py-spy "
+        "--gil: held 59 % of the time, half by each; the encoder busy a third of the time, batches of about 9). "
+        "Cheaper per request did not move it: decoding the PNGs on the loop instead of in the batch thread was "
+        "slower; one-thread sessions at every batch size, one batch loop, or batches of at most 4 or 8 were "
+        "within the rounds' noise. What uses the idle core is a second event loop: `DAE_WORKERS=2` "
+        "(service/workers.py, two processes on the one port), about 1.8 cores and 1.7x one process's req/s in "
+        "the runs here. A miss of the two-worker row means the cores were not free for it (compare its cores "
+        "column with the other rows')."
     ),
     "minimal-16": (
         "/reconstruct at 16 connections fills more (1.4-1.8 cores: two decoder batches at once, "
@@ -234,15 +237,16 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
             if why not in reasons:
                 reasons.append(why)
     same = [
-        f"/{ep} at {c} connections {_fmt(_rps(http, COUNTS, ep, c) / _rps(http, 'minimal-2', ep, c), 2)}×"
+        f"/{ep} c={c} {_fmt(_rps(http, COUNTS, ep, c) / _rps(http, 'minimal-2', ep, c), 2)}×"
         for ep in ("encode", "reconstruct")
         for c in cs
     ]
     if "minimal-2" in http["runs"]:
         lines += [
             "",
-            f"Not a target, for a fair view: {SERVICE_LABELS[COUNTS]} ÷ the minimal server with as many processes "
-            f"(`uvicorn --workers 2`): " + ", ".join(same) + ".",
+            f"Not targets, for a like-for-like view: {SERVICE_LABELS[COUNTS]} ÷ the minimal server with as many "
+            f"processes (`uvicorn --workers 2`): " + ", ".join(same) + ". The floor and the peers' target rows "
+            "are one process each, as the issue defines them; the one-process column compares like with like.",
         ]
     if reasons:
         lines += ["", "Why the missed targets were missed (from profiles; the numbers in the text are from them):", ""]
