@@ -17,9 +17,9 @@ difference of the latents and of the .npz arrays). Then, per endpoint (``/encode
 and connection count, one wrk run: req/s, p50/p99, CPU cores the server's processes used. In-process
 onnxruntime throughput for /reconstruct is measured at the images per batch each service row itself formed,
 in every round (the best round counts, as for the servers).
-The storm: wrk at ``storm`` × the admission limit in connections (``DAE_MAX_INFLIGHT`` per worker; clients that
-retry at once) against each service row; goodput = 2xx answers per second, compared with that row's capacity;
-the log is searched for tracebacks.
+The storm: wrk at ``storm`` × the admission limit in connections (``DAE_MAX_INFLIGHT``, the service's, shared
+out between its workers; clients that retry at once) against each service row; goodput = 2xx answers per
+second, compared with that row's capacity; the log is searched for tracebacks.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ ENDPOINTS = {"encode": "/encode", "reconstruct": "/reconstruct?format=npz"}
 BODY = REPO / "docs" / "figures" / "digit.png"
 PEERS_VENV = REPO / "build" / "peers-venv"
 PEER_PACKAGES = ("litserve", "onnxruntime", "pillow", "numpy")
-MAX_INFLIGHT = 128  # the service's default DAE_MAX_INFLIGHT (per worker)
+MAX_INFLIGHT = 128  # the service's default DAE_MAX_INFLIGHT (shared out between its workers)
 SERVICES: dict[str, dict[str, Any]] = {"service": {}, "service-2": {"workers": 2}}  # launch settings per row
 
 
@@ -312,7 +312,7 @@ def storm(
     """/reconstruct at k × the admission limit in connections, clients that retry at once; goodput vs capacity."""
     served = start(name, bundle, work)
     log = served.log
-    admission = MAX_INFLIGHT * int(SERVICES[name].get("workers", 1))
+    admission = MAX_INFLIGHT  # the service's, shared out between its workers
     try:
         capacity = max(
             measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds, s.warmup).good_rps for c in (16, 64)

@@ -272,8 +272,8 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
         lines += [
             "",
             f"**Storm, {SERVICE_LABELS[service]}** (`/reconstruct`, wrk retries at once and ignores `Retry-After`; "
-            f"admission limit {st['admission']} requests in progress (`DAE_MAX_INFLIGHT` per worker); capacity = "
-            f"the best 2xx req/s at 16 or 64 connections = {_fmt(st['capacity_rps'])} req/s):",
+            f"admission limit {st['admission']} requests in progress (`DAE_MAX_INFLIGHT`, shared out between the "
+            f"workers); capacity = the best 2xx req/s at 16 or 64 connections = {_fmt(st['capacity_rps'])} req/s):",
             "",
             "| connections | req/s answered | 2xx req/s (goodput) | refusals | p50 / p99 ms | goodput ÷ capacity |",
             "|---|---|---|---|---|---|",

@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(default=20.0, gt=0)  # SIGTERM: how long accepted requests may take to finish
     shutdown_delay_s: float = Field(default=0.0, ge=0)  # SIGTERM: keep serving (ready=503) this long before closing
     # Service processes on the one port (service/workers.py): each loads the bundle and runs its own event loop, so
-    # N workers use up to N cores for the per-request Python one process runs on one core. Limits, queues and
-    # refusal pacing are per worker; the CPU cores are shared out between them (``threads``). 1: no supervisor.
+    # N workers use up to N cores for the per-request Python one process runs on one core. The admission limit,
+    # the refusal rate and the CPU cores are the service's, shared out between the workers (``worker_inflight``,
+    # ``worker_refusal_rate``, ``threads``); queues are each worker's own. 1: no supervisor.
     workers: int = Field(default=1, ge=1, le=64)
 
     # -- runtime -----------------------------------------------------------------------------------------
@@ -110,6 +111,16 @@ class Settings(BaseSettings):
     @property
     def cors_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def worker_inflight(self) -> int:
+        """Each worker's share of ``max_inflight`` (so the service's memory bound does not grow with workers)."""
+        return -(-self.max_inflight // self.workers)
+
+    @property
+    def worker_refusal_rate(self) -> float:
+        """Each worker's share of ``refusal_rate`` (the loop time a storm may take is the machine's, not a worker's)."""
+        return self.refusal_rate / self.workers
 
     @property
     def threads(self) -> int:

@@ -88,7 +88,9 @@ class RequestContext:
         self.state = state
         self.metrics = state.metrics
         self.max_body = state.settings.max_body_bytes
-        self.max_inflight = state.settings.max_inflight
+        self.max_inflight = state.settings.worker_inflight  # DAE_MAX_INFLIGHT itself unless DAE_WORKERS > 1
+        workers = state.settings.workers
+        self._limit = f"{self.max_inflight}" + (f" in each of {workers} workers" if workers > 1 else "")
         self.inflight = 0  # admitted requests not yet answered (one event loop: no lock needed)
         self.routes = {e.path: e for e in endpoints}
         # e.g. CORS: it must see product routes and the framework's alike
@@ -96,7 +98,7 @@ class RequestContext:
         self._durations: dict[tuple[str, str, str], Any] = {}
         self._m_inflight = self.metrics.rejections.labels("inflight")
         self._refused = 0  # admission refusals since the last summary line
-        self.pacer = RefusalPacer(state.settings.refusal_rate, RETRY_AFTER_S)
+        self.pacer = RefusalPacer(state.settings.worker_refusal_rate, RETRY_AFTER_S)
         self._paced = 0  # of those, refusals that waited their turn
         self._refused_since = 0.0  # the window's first refusal (time.monotonic)
         self._refused_last: tuple[int, str, str] = (429, "", "")  # status, endpoint, request id of the latest
@@ -125,7 +127,7 @@ class RequestContext:
         elif admitted and self.inflight >= self.max_inflight:
             self._m_inflight.inc()
             full = QueueFullError(
-                f"{self.inflight} requests are in progress (the limit is {self.max_inflight}); retry later",
+                f"{self.inflight} requests are in progress (the limit is {self._limit}); retry later",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
             wait = self.pacer.delay()

@@ -21,8 +21,8 @@ a model itself. Then:
 - Metrics: prometheus_client's multiprocess mode, in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary directory
   unless set; its ``*.db`` files are cleared at start), so ``/metrics`` from any worker counts all of them.
 
-Limits, queues and refusal pacing (``DAE_MAX_INFLIGHT``, ``DAE_QUEUE_SIZE``, ``DAE_REFUSAL_RATE``) are per
-worker; the CPU cores are shared out between the workers' intra-op threads (``Settings.threads``).
+The admission limit, the refusal rate and the CPU cores stay the service's, shared out between the workers
+(``Settings.worker_inflight``, ``worker_refusal_rate``, ``threads``); each worker has its own queues.
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ class Supervisor:
         if pid is not None:
             multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # its live gauges leave the sums
         if self.stopping:
-            if code != 0:
+            # a worker signalled before its server took the signals over dies by them: stopped, not failed
+            if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                 log.warning("worker exited", extra={"worker": index, "pid": pid, "exit_code": code})
                 self.code = self.code or (STARTUP_FAILURE if code == STARTUP_FAILURE else 1)
             return

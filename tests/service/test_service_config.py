@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from service.app import create_app
 from service.config import DEFAULT_BUNDLE, Settings
+from service.middleware import RequestContext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,3 +61,12 @@ def test_workers_share_the_cores_out_unless_threads_are_set(monkeypatch: pytest.
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert [Settings(workers=n).threads for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
     assert Settings(workers=4, intra_op_threads=3).threads == 3
+
+
+def test_workers_share_the_admission_limit_and_the_refusal_rate_out() -> None:
+    one, three = Settings(max_inflight=128, refusal_rate=900), Settings(max_inflight=128, refusal_rate=900, workers=3)
+    assert (one.worker_inflight, one.worker_refusal_rate) == (128, 900)
+    assert (three.worker_inflight, three.worker_refusal_rate) == (43, 300)  # 3 x 43 >= 128: none refused early
+    front = create_app(Settings(max_inflight=5, refusal_rate=100, workers=2)).front  # what each worker's app applies
+    assert isinstance(front, RequestContext)
+    assert front.max_inflight == 3 and front.pacer.interval == pytest.approx(1 / 50)
