@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.app import create_app
+from service.app import ServiceApp, create_app
 from service.config import DEFAULT_BUNDLE, Settings
 from service.middleware import RequestContext
 
@@ -67,6 +67,8 @@ def test_workers_share_the_admission_limit_and_the_refusal_rate_out() -> None:
     one, three = Settings(max_inflight=128, refusal_rate=900), Settings(max_inflight=128, refusal_rate=900, workers=3)
     assert (one.worker_inflight, one.worker_refusal_rate) == (128, 900)
     assert (three.worker_inflight, three.worker_refusal_rate) == (43, 300)  # 3 x 43 >= 128: none refused early
-    front = create_app(Settings(max_inflight=5, refusal_rate=100, workers=2)).front  # what each worker's app applies
+    app = create_app(Settings(max_inflight=5, refusal_rate=100, workers=2))  # what each worker's app applies
+    assert isinstance(app, ServiceApp)
+    front = app.front
     assert isinstance(front, RequestContext)
     assert front.max_inflight == 3 and front.pacer.interval == pytest.approx(1 / 50)
