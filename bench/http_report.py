@@ -103,12 +103,16 @@ WHY: dict[str, str] = {
         "writing the answer (26 %), the use case (PNG decoding 0.06 ms, the encoder, softmax and the latent "
         "code 0.03 ms each), httptools parsing (12 %). The floor moves with the CPUs' idle states far more "
         "than the service: on an idle machine each wake-up of a sleeping core (the client's, the server's) "
-        "costs most of the floor's 0.2 ms."
+        "costs most of the floor's 0.2 ms. Both servers do the same work per image at one connection, and "
+        "the rounds' noise is larger than their difference: /reconstruct at one connection, service ÷ minimal "
+        "in three full runs of the same code on 2026-12-03: one process 1.38, 0.78, 1.11; two workers 1.18, "
+        "0.86, 0.98."
     ),
     "in-process": (
         "At one connection nothing batches, and the ratio compares one request's whole path with the model "
         "alone: onnxruntime runs the encoder and the fused decoder on one image in a tight loop in about "
-        "1.3-1.7 ms here (600-780 images/s, moving with the machine's state from run to run), while a "
+        "1.1-1.7 ms here (600-880 images/s, moving with the machine's state; the best of five rounds is the "
+        "fast end), while a "
         "request also carries HTTP (about 0.16 ms, the floor's time per request), PNG decoding, the .npz of "
         "nine arrays, the latent code and the two batch stages' bookkeeping (together about 0.3 ms: the app "
         "called in process as an ASGI callable, no socket, took 1.9-2.2 ms per /reconstruct), and the model "
