@@ -84,8 +84,13 @@ def test_two_workers_share_the_port_and_metrics_count_both(
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(80))) == [200] * 80
         time.sleep(0.5)  # access lines are written in bulk, within 0.1 s
-        served = {rec["worker"] for rec in records(server) if rec["logger"] == "service.access"}
+        lines = records(server)
+        served = {rec["worker"] for rec in lines if rec["logger"] == "service.access"}
         assert served == {0, 1}
+        # every line a worker wrote says which (the supervisor's own lines do not), none carries ANSI colours
+        started = [rec for rec in lines if rec["message"].startswith("Started server process")]
+        assert sorted(rec["worker"] for rec in started) == [0, 1]
+        assert not any("color_message" in rec for rec in lines)
         # whichever worker answers the scrape, it counts the requests of both
         assert [encode_count(server) for _ in range(6)] == [80.0] * 6
         text = server.metrics()
