@@ -297,9 +297,7 @@ def bench_http(bundle: Path, work: Path, s: HttpSettings, progress: Callable[[st
     result["in_process"] = {}
     for name, per in batches.items():
         for c, formed in per.items():
-            b = max(1, round(formed))
-            if b not in speed:  # formed in the last round only
-                speed[b] = in_process(bundle, body, b)
+            b = max(1, round(formed))  # measured after the last round, with the other sizes it formed
             result["in_process"].setdefault(name, {})[str(c)] = {"batch": b, "images_per_s": speed[b]}
     if s.storm:
         result["storm"] = {name: storm(name, bundle, work, body, s, progress) for name in SERVICES if name in s.servers}
@@ -312,14 +310,13 @@ def storm(
     """/reconstruct at k × the admission limit in connections, clients that retry at once; goodput vs capacity."""
     served = start(name, bundle, work)
     log = served.log
-    admission = MAX_INFLIGHT  # the service's, shared out between its workers
     try:
         capacity = max(
             measure(served, ENDPOINTS["reconstruct"], body, c, s.storm_seconds, s.warmup).good_rps for c in (16, 64)
         )
         rows = []
         for k in s.storm:
-            run = measure(served, ENDPOINTS["reconstruct"], body, k * admission, s.storm_seconds)
+            run = measure(served, ENDPOINTS["reconstruct"], body, k * MAX_INFLIGHT, s.storm_seconds)
             rows.append({"multiple": k, **run.as_dict(), "goodput_ratio": run.good_rps / capacity})
             progress(
                 f"[bench] http storm {name} {k}x: {run.good_rps:,.0f} good req/s of {run.rps:,.0f} "
@@ -329,7 +326,7 @@ def storm(
         served.stop()
     text = log.read_text(errors="replace")
     return {
-        "admission": admission,
+        "admission": MAX_INFLIGHT,
         "capacity_rps": capacity,
         "rows": rows,
         "tracebacks": text.count("Traceback"),

@@ -19,9 +19,9 @@ LABELS = {
 }
 # The service rows the targets are read for: the default, and one worker per core (service/workers.py). The
 # second is how the service is meant to run on a CPU host with cores to spare, so it is the one that counts.
-SERVICE_ROWS = ("service", "service-2")
-COUNTS = "service-2"
 SERVICE_LABELS = {"service": "one process", "service-2": "`DAE_WORKERS=2`"}
+SERVICE_ROWS = tuple(SERVICE_LABELS)
+COUNTS = "service-2"
 
 
 def _cell(http: dict[str, Any], server: str, endpoint: str, c: int) -> dict[str, Any] | None:
@@ -242,12 +242,12 @@ def section(http: dict[str, Any], fig: str) -> list[str]:
         for why in [] if ratio >= need else _why(name, what):
             if why not in reasons:
                 reasons.append(why)
-    same = [
-        f"/{ep} c={c} {_fmt(_rps(http, COUNTS, ep, c) / _rps(http, 'minimal-2', ep, c), 2)}×"
-        for ep in ("encode", "reconstruct")
-        for c in cs
-    ]
     if "minimal-2" in http["runs"]:
+        same = [
+            f"/{ep} c={c} {_fmt(_rps(http, COUNTS, ep, c) / _rps(http, 'minimal-2', ep, c), 2)}×"
+            for ep in ("encode", "reconstruct")
+            for c in cs
+        ]
         lines += [
             "",
             f"Not targets, for a like-for-like view: {SERVICE_LABELS[COUNTS]} ÷ the minimal server with as many "
